@@ -1,0 +1,89 @@
+# Two commands for a new machine: `make demo` and `make test` (see README.md).
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+BUILD := .build
+# Outside the repository: inside it, ansible-test would see the copy as git-ignored files.
+SANITY_DIR ?= $(or $(TMPDIR),/tmp)/selfhosted-github_runners-sanity
+COLLECTIONS := $(VENV)/collections
+GHR_CACHE_DIR ?= $(HOME)/.cache/ghr
+FERRETDB := $(GHR_CACHE_DIR)/ferretdb-v1.24.2
+STAMP := $(VENV)/.installed
+
+export PATH := $(abspath $(BIN)):$(PATH)
+export GHR_CACHE_DIR
+export ANSIBLE_COLLECTIONS_PATH := $(abspath $(COLLECTIONS))
+export ANSIBLE_NOCOLOR := 1
+export PY_COLORS := 0
+
+.PHONY: help venv ferretdb lint sanity ansible-lint docs-check pytest units integration test demo bench clean
+
+help:
+	@echo "make demo   - set up everything and run the reconcile playbook against the local sandbox"
+	@echo "make test   - set up everything and run every gate (lint, sanity, ansible-lint, build+docs, tests)"
+	@echo "make venv   - create or update the virtual environment in $(VENV)"
+
+# The virtual environment, re-installed when a requirements file changes.
+venv: $(STAMP)
+$(STAMP): requirements.txt requirements-dev.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+	mkdir -p $(COLLECTIONS)/ansible_collections/selfhosted
+	ln -sfn ../../../.. $(COLLECTIONS)/ansible_collections/selfhosted/github_runners
+	touch $@
+
+# A MongoDB-compatible server for the tests (skipped when MONGODB_URI points at one).
+ferretdb: $(if $(MONGODB_URI),,$(FERRETDB))
+$(FERRETDB): tests/sandbox/scripts/install-ferretdb.sh
+	bash tests/sandbox/scripts/install-ferretdb.sh $@
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy plugins/module_utils
+
+# ansible-test wants the collection at ansible_collections/selfhosted/github_runners and,
+# for --venv, a pip bootstrap script it would otherwise download.
+sanity: venv
+	$(BIN)/python tests/utils/install_get_pip.py
+	rm -rf $(SANITY_DIR)
+	$(BIN)/python tests/utils/stage_collection.py $(SANITY_DIR)
+	cd $(SANITY_DIR)/ansible_collections/selfhosted/github_runners && \
+	  ansible-test sanity --venv --python "$$($(abspath $(BIN))/python -c 'import sys; print("%d.%d" % sys.version_info[:2])')" --color no --truncate 0
+
+ansible-lint: venv
+	$(BIN)/ansible-lint --profile production roles playbooks
+
+# Build the collection, install the tarball, render every module's and role's docs from the installed copy.
+docs-check: venv
+	rm -rf $(BUILD)/dist $(BUILD)/installed
+	mkdir -p $(BUILD)/dist
+	$(BIN)/ansible-galaxy collection build --output-path $(BUILD)/dist --force
+	$(BIN)/ansible-galaxy collection install $(BUILD)/dist/selfhosted-github_runners-*.tar.gz -p $(BUILD)/installed --force
+	$(BIN)/python tests/utils/render_docs.py $(BUILD)/installed
+
+units: venv
+	$(BIN)/python -m pytest tests/unit
+
+integration: venv ferretdb
+	$(BIN)/python -m pytest tests/integration
+
+# Unit and integration tests in one pytest run, so its summary closes the output.
+pytest: venv ferretdb
+	$(BIN)/python -m pytest tests/unit tests/integration
+
+test: lint sanity ansible-lint docs-check pytest
+
+demo: venv ferretdb
+	$(BIN)/python -m tests.demo
+
+bench: venv ferretdb
+	$(BIN)/python -m tests.sandbox.bench_sandbox
+
+clean:
+	rm -rf $(BUILD) $(SANITY_DIR) tests/output .pytest_cache .mypy_cache .ruff_cache

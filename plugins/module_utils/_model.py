@@ -1,0 +1,147 @@
+# Copyright: Contributors to the selfhosted.github_runners collection
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Value types shared by the core: what we observe, what we derive, what we plan.
+
+Plain frozen dataclasses without I/O, so every decision made on them is a pure
+function that unit tests can drive case by case.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import enum
+import typing as t
+
+
+class ScopeKind(str, enum.Enum):
+    REPOSITORY = "repository"
+    ORGANIZATION = "organization"
+    ENTERPRISE = "enterprise"
+
+
+@dataclasses.dataclass(frozen=True)
+class Scope:
+    """Where runners register: a repository ``owner/repo``, an organization or an enterprise."""
+
+    kind: ScopeKind
+    name: str
+
+    @property
+    def api_path(self) -> str:
+        """The REST path prefix of the scope, e.g. ``repos/owner/repo``."""
+        prefix = {
+            ScopeKind.REPOSITORY: "repos",
+            ScopeKind.ORGANIZATION: "orgs",
+            ScopeKind.ENTERPRISE: "enterprises",
+        }[self.kind]
+        return f"{prefix}/{self.name}"
+
+    def __str__(self) -> str:
+        return f"{self.kind.value} {self.name}"
+
+
+@dataclasses.dataclass(frozen=True)
+class VmInfo:
+    """One of our servers, as the cloud lists it."""
+
+    id: str
+    name: str
+    status: str  # Nova status: BUILD, ACTIVE, SHUTOFF, ERROR, DELETED, ...
+    created_at: datetime.datetime  # ghr_created_at metadata, else Nova's `created`
+    pool: str
+    runner_id: t.Optional[int] = None  # ghr_runner_id metadata
+    job_id: t.Optional[int] = None  # ghr_job_id metadata (reactive runners only)
+    fault: t.Optional[str] = None  # Nova fault message for ERROR servers
+
+
+@dataclasses.dataclass(frozen=True)
+class GithubRunner:
+    """One self-hosted runner, as GitHub lists it."""
+
+    id: int
+    name: str
+    online: bool
+    busy: bool
+    labels: t.Tuple[str, ...] = ()
+
+
+class RunnerState(str, enum.Enum):
+    """Derived state of one runner (VM and/or GitHub record); never stored."""
+
+    BOOTING = "booting"
+    IDLE = "idle"
+    BUSY = "busy"
+    FAILED = "failed"
+    LOST = "lost"
+    FINISHED = "finished"
+    ORPHAN = "orphan"
+    EXPIRED = "expired"
+
+
+#: States whose runner counts towards the pool's size.
+ALIVE_STATES = frozenset({RunnerState.BOOTING, RunnerState.IDLE, RunnerState.BUSY})
+
+
+@dataclasses.dataclass(frozen=True)
+class PoolTiming:
+    """The ages (seconds) that the state table compares with."""
+
+    bootstrap_timeout: float = 900.0
+    offline_grace: float = 300.0
+    registration_grace: float = 120.0
+    max_lifetime: float = 86400.0
+
+
+@dataclasses.dataclass(frozen=True)
+class RunnerView:
+    """The joined view of one runner: its VM, its GitHub record, its derived state."""
+
+    name: str
+    state: RunnerState
+    vm: t.Optional[VmInfo]
+    github: t.Optional[GithubRunner]
+    age: float  # seconds since the VM was created (0 when there is no VM)
+
+    @property
+    def busy(self) -> bool:
+        return self.github is not None and self.github.busy
+
+
+class DeleteReason(str, enum.Enum):
+    """Why a runner is deleted; reported as counts per reason."""
+
+    FAILED = "failed"
+    LOST = "lost"
+    FINISHED = "finished"
+    ORPHAN = "orphan"
+    EXPIRED = "expired"
+    SCALE_DOWN = "scale_down"
+    FLUSH = "flush"
+    ABSENT = "absent"
+
+
+@dataclasses.dataclass(frozen=True)
+class Deletion:
+    name: str
+    reason: DeleteReason
+    vm_id: t.Optional[str]
+    runner_id: t.Optional[int]
+    busy: bool = False  # True only for forced deletions of busy runners
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    """What one reconcile of one pool will do."""
+
+    pool: str
+    desired: int
+    alive: int
+    create: int
+    delete: t.Tuple[Deletion, ...] = ()
+    # Busy runners that `absent`/`flushed` leave for a later run (no force).
+    deferred: t.Tuple[str, ...] = ()
+
+    @property
+    def empty(self) -> bool:
+        return self.create == 0 and not self.delete
