@@ -66,6 +66,10 @@ class GithubRunner:
     labels: t.Tuple[str, ...] = ()
 
 
+#: What a reconcile does with a pool: keep it at size, empty it, or replace its idle runners.
+Mode = t.Literal["present", "absent", "flushed"]
+
+
 class RunnerState(str, enum.Enum):
     """Derived state of one runner (VM and/or GitHub record); never stored."""
 
@@ -101,7 +105,9 @@ class RunnerView:
     state: RunnerState
     vm: t.Optional[VmInfo]
     github: t.Optional[GithubRunner]
-    age: float  # seconds since the VM was created (0 when there is no VM)
+    # Seconds since the VM was created; without a VM, since the runner was first
+    # seen (RunnerHistory), 0 when that is unknown.
+    age: float
 
     @property
     def busy(self) -> bool:

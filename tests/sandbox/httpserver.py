@@ -7,6 +7,7 @@ an optional validator before it is sent.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import http.server
 import json
@@ -94,7 +95,7 @@ class Router:
 
         return deco
 
-    def match(self, method: str, path: str) -> tuple[Handler, str, dict[str, str]] | None | str:
+    def match(self, method: str, path: str) -> tuple[Handler, str, dict[str, str]] | str | None:
         """The handler, template and params; the string "405" when only the method is wrong."""
         wrong_method = False
         for m, template, pattern, handler in self._routes:
@@ -174,7 +175,11 @@ class Service:
             self.before(req)
             resp = handler(req)
         except HttpError as exc:
-            resp = Response(exc.status, exc.body, {}) if exc.body is not None else self.error_response(req, exc.status, exc.message)
+            resp = (
+                Response(exc.status, exc.body, {})
+                if exc.body is not None
+                else self.error_response(req, exc.status, exc.message)
+            )
             resp.headers.update(exc.headers)
         self.after(req, resp)
         return resp
@@ -184,7 +189,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     service: Service  # set on the per-server subclass
 
-    def log_message(self, format: str, *args: t.Any) -> None:  # noqa: A002 - stdlib signature
+    def log_message(self, format: str, *args: t.Any) -> None:
         pass
 
     def _handle(self) -> None:
@@ -206,10 +211,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if resp is None:
             # Injected reset/hang: drop the connection without a response.
             self.close_connection = True
-            try:
+            with contextlib.suppress(OSError):
                 self.connection.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
             return
         data = resp.encoded() if self.command != "HEAD" else b""
         self.send_response(resp.status)
@@ -255,7 +258,9 @@ def serve(service: Service, host: str = "127.0.0.1", port: int = 0) -> RunningSe
     """Start `service` on a loopback port (0 = a free one) in a daemon thread."""
     handler = type(f"{service.name}Handler", (_Handler,), {"service": service})
     server = _Server((host, port), handler)
-    running = RunningServer(service, server, threading.Thread(target=server.serve_forever, name=service.name, daemon=True))
+    running = RunningServer(
+        service, server, threading.Thread(target=server.serve_forever, name=service.name, daemon=True)
+    )
     service.base_url = running.url
     running.thread.start()
     return running

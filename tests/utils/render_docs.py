@@ -32,7 +32,7 @@ def main() -> None:
             ok = proc.returncode == 0 and fqcn in json.loads(proc.stdout or "{}")
             if ok:
                 # Also the text rendering users read.
-                text = subprocess.run(args[:3] + [fqcn], env=env, capture_output=True, text=True, check=False)
+                text = subprocess.run([*args[:3], fqcn], env=env, capture_output=True, text=True, check=False)
                 ok = text.returncode == 0 and bool(text.stdout.strip())
             print(f"{'ok' if ok else 'FAILED'}: ansible-doc -t {kind} {fqcn}")
             if not ok:

@@ -1,0 +1,173 @@
+# Copyright: Contributors to the selfhosted.github_runners collection
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+
+class ModuleDocFragment:
+    DOCUMENTATION = r"""
+options:
+  controller_id:
+    description:
+      - Short, stable name of this installation (lower-case letters, digits and C(-), at most 20 characters).
+      - Runner and VM names start with it, and VMs carry it in the C(ghr-controller) server tag;
+        nothing without it is ever touched.
+    type: str
+    required: true
+"""
+
+    POOLS = r"""
+options:
+  pools:
+    description:
+      - The runner pools. Each is reconciled on its own, under its own lock; listings are shared.
+    type: list
+    elements: dict
+    required: true
+    suboptions:
+      name:
+        description: Pool name (lower-case letters, digits and C(-), at most 20 characters), unique per controller.
+        type: str
+        required: true
+      repository:
+        description: Register the runners with this repository (C(owner/repo)). Exactly one of O(pools[].repository),
+          O(pools[].organization) and O(pools[].enterprise).
+        type: str
+      organization:
+        description: Register the runners with this organization.
+        type: str
+      enterprise:
+        description: Register the runners with this enterprise (slug).
+        type: str
+      labels:
+        description: Labels of the runners; jobs whose C(runs-on) labels are all among them run here.
+        type: list
+        elements: str
+        required: true
+      runner_group:
+        description: Name of the runner group (organizations and enterprises). The default group when not set.
+        type: str
+      min_idle:
+        description: Idle runners to keep ready for jobs.
+        type: int
+        default: 0
+      max_runners:
+        description: Most runners (VMs) the pool may have at once, busy ones included.
+        type: int
+        default: 10
+      flavor:
+        description: Nova flavor name or ID of the runner VMs.
+        type: str
+        required: true
+      image:
+        description: Glance image name or ID of the runner VMs.
+        type: str
+        required: true
+      networks:
+        description: Neutron networks (names or IDs) of the runner VMs.
+        type: list
+        elements: str
+        required: true
+      security_groups:
+        description: Security groups (names or IDs). Use one that allows no inbound traffic.
+        type: list
+        elements: str
+        default: []
+      key_name:
+        description: Nova key pair to inject, for debugging.
+        type: str
+      boot_from_volume:
+        description: Boot from a new volume instead of the image on local disk.
+        type: bool
+        default: false
+      volume_size:
+        description: Size in GiB of the boot volume, with O(pools[].boot_from_volume).
+        type: int
+      availability_zone:
+        description: Availability zone of the runner VMs.
+        type: str
+      user_data:
+        description: What the cloud-init script does before it starts the runner.
+        type: dict
+        suboptions:
+          extra_env:
+            description: Environment variables for the runner (names must be valid shell variable names).
+            type: dict
+            default: {}
+          pre_job_script:
+            description: Shell script the runner runs before each job (C(ACTIONS_RUNNER_HOOK_JOB_STARTED)).
+            type: str
+          http_proxy:
+            description: HTTP proxy for the runner.
+            type: str
+          https_proxy:
+            description: HTTPS proxy for the runner.
+            type: str
+          no_proxy:
+            description: Hosts that bypass the proxy.
+            type: str
+          runner_user:
+            description: Unprivileged user that runs the runner when the script runs as root.
+            type: str
+            default: runner
+          runner:
+            description: Where the VM finds the runner software.
+            type: dict
+            suboptions:
+              directory:
+                description: Directory of a runner installed in the image (holds C(run.sh)).
+                type: str
+                default: /opt/actions-runner
+              tarball_url:
+                description: Download the runner from this URL into O(pools[].user_data.runner.directory) at boot.
+                type: str
+              tarball_sha256:
+                description: SHA-256 of the tarball; required with O(pools[].user_data.runner.tarball_url).
+                type: str
+      bootstrap_timeout:
+        description: A runner not online this long after its VM was created has failed and is replaced.
+          Seconds, or a string such as C(15m).
+        type: raw
+        default: 15m
+      offline_grace:
+        description: A runner that was online and has been offline this long is lost and is replaced.
+        type: raw
+        default: 5m
+      registration_grace:
+        description: How long a VM without a GitHub runner, or a runner without a VM, may exist
+          before it is cleaned up (covers the moments between the two creations).
+        type: raw
+        default: 2m
+      max_lifetime:
+        description: Idle runners older than this are replaced.
+        type: raw
+        default: 24h
+      create_concurrency:
+        description: Creations and deletions run at most this many at once.
+        type: int
+        default: 4
+"""
+
+    LOCKING = r"""
+options:
+  lock_dir:
+    description:
+      - Directory of the local pool lock files (and the small per-pool history kept beside them).
+      - Defaults to C(~/.cache/selfhosted.github_runners).
+    type: path
+  mongodb_uri:
+    description:
+      - When set, pool locks are leases in this MongoDB, so reconciles on several hosts or AWX nodes never overlap.
+      - If not set, the environment variable E(MONGODB_URI) is used.
+    type: str
+  mongodb_database:
+    description: Database of the lock leases.
+    type: str
+    default: github_runners
+  lock_timeout:
+    description: Seconds to wait for a pool lock held by another reconcile before failing.
+    type: float
+    default: 300
+requirements:
+  - pymongo >= 4.6 (with O(mongodb_uri))
+"""

@@ -1,0 +1,166 @@
+# Copyright: Contributors to the selfhosted.github_runners collection
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Carries out a pool's plan: creates and deletes runners with bounded concurrency.
+
+Safety rules live here, at the edge where the calls are made:
+- a runner is created as JIT config first, then the server; when the server
+  cannot be created, the JIT runner record is deleted again;
+- a runner that GitHub lists is deleted on GitHub first, and its VM only after
+  GitHub answered 204 or 404; a 422 (busy) leaves the VM alone unless forced;
+- after a quota or rate-limit error no further creation is attempted this run.
+"""
+
+from __future__ import annotations
+
+import collections
+import concurrent.futures
+import dataclasses
+import datetime
+import functools
+import threading
+import typing as t
+
+from ansible_collections.selfhosted.github_runners.plugins.module_utils._config import PoolSpec
+from ansible_collections.selfhosted.github_runners.plugins.module_utils._errors import (
+    QuotaExceededError,
+    RateLimitError,
+    RunnerError,
+)
+from ansible_collections.selfhosted.github_runners.plugins.module_utils._identity import (
+    controller_tag,
+    pool_tag,
+    runner_name,
+    vm_metadata,
+)
+from ansible_collections.selfhosted.github_runners.plugins.module_utils._model import Deletion, Plan
+from ansible_collections.selfhosted.github_runners.plugins.module_utils._ports import CloudPort, GithubPort
+from ansible_collections.selfhosted.github_runners.plugins.module_utils._userdata import render_user_data
+
+Clock = t.Callable[[], datetime.datetime]
+
+
+def utcnow() -> datetime.datetime:
+    return datetime.datetime.now(datetime.UTC)
+
+
+@dataclasses.dataclass
+class ExecutionResult:
+    created: t.List[str] = dataclasses.field(default_factory=list)
+    deleted: t.Dict[str, t.List[str]] = dataclasses.field(default_factory=lambda: collections.defaultdict(list))
+    skipped_busy: t.List[str] = dataclasses.field(default_factory=list)
+    errors: t.List[str] = dataclasses.field(default_factory=list)
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.created) or any(self.deleted.values())
+
+
+class PlanExecutor:
+    def __init__(self, github: GithubPort, cloud: CloudPort, controller_id: str, clock: Clock = utcnow) -> None:
+        self.github = github
+        self.cloud = cloud
+        self.controller_id = controller_id
+        self.clock = clock
+        self._lock = threading.Lock()
+
+    def execute(self, pool: PoolSpec, plan: Plan) -> ExecutionResult:
+        result = ExecutionResult()
+        # Deletions first: they free quota and max_runners room for the creations.
+        self._run_all(pool, [functools.partial(self._delete, pool, d, result) for d in plan.delete], result)
+        # A deletion GitHub refused (the runner took a job meanwhile) leaves its VM: create
+        # that many fewer, so the pool never goes past max_runners.
+        create = plan.create - len(result.skipped_busy)
+        if create > 0:
+            self._create_all(pool, create, result)
+        result.deleted = dict(result.deleted)
+        return result
+
+    # Creation ----------------------------------------------------------------
+    def _create_all(self, pool: PoolSpec, count: int, result: ExecutionResult) -> None:
+        try:
+            group_id = self.github.runner_group_id(pool.scope, pool.runner_group)
+        except RunnerError as exc:
+            result.errors.append(f"pool {pool.name}: cannot resolve runner group: {exc}")
+            return
+        stop = threading.Event()
+
+        def create_one() -> None:
+            if stop.is_set():
+                return
+            try:
+                self._create(pool, group_id, result)
+            except (QuotaExceededError, RateLimitError):
+                stop.set()  # more attempts would only fail the same way
+                raise
+
+        self._run_all(pool, [create_one] * count, result)
+
+    def _create(self, pool: PoolSpec, group_id: int, result: ExecutionResult) -> None:
+        name = self.create_runner(pool, group_id, on_cleanup_error=result.errors.append)
+        with self._lock:
+            result.created.append(name)
+
+    def create_runner(
+        self,
+        pool: PoolSpec,
+        group_id: int,
+        name: t.Optional[str] = None,
+        on_cleanup_error: t.Callable[[str], None] = lambda message: None,
+    ) -> str:
+        """JIT runner first, then its server; returns the runner (and VM) name."""
+        name = name or runner_name(self.controller_id, pool.name)
+        runner, jit_config = self.github.generate_jit_config(pool.scope, name, pool.labels, group_id)
+        try:
+            self.cloud.create_server(
+                name,
+                pool,
+                render_user_data(pool, jit_config),
+                vm_metadata(runner.id, self.clock()),
+                [controller_tag(self.controller_id), pool_tag(pool.name)],
+            )
+        except RunnerError:
+            # Leave no runner record without a VM behind.
+            try:
+                self.github.delete_runner(pool.scope, runner.id)
+            except RunnerError as cleanup:
+                with self._lock:
+                    on_cleanup_error(f"runner {name}: could not delete its JIT record after a failed create: {cleanup}")
+            raise
+        return name
+
+    # Deletion ----------------------------------------------------------------
+    def _delete(self, pool: PoolSpec, deletion: Deletion, result: ExecutionResult) -> None:
+        outcome = self.delete_runner(pool, deletion)
+        with self._lock:
+            if outcome == "busy":
+                result.skipped_busy.append(deletion.name)
+            else:
+                result.deleted[deletion.reason.value].append(deletion.name)
+
+    def delete_runner(self, pool: PoolSpec, deletion: Deletion) -> t.Literal["deleted", "busy"]:
+        """GitHub first; the VM only after 204 or 404, or when a busy runner's deletion is forced."""
+        if deletion.runner_id is not None:
+            outcome = self.github.delete_runner(pool.scope, deletion.runner_id)
+            if outcome == "busy" and not deletion.busy:
+                return "busy"
+        if deletion.vm_id is not None:
+            self.cloud.delete_server(deletion.vm_id)
+        return "deleted"
+
+    # Concurrency -------------------------------------------------------------
+    def _run_all(self, pool: PoolSpec, tasks: t.Sequence[t.Callable[[], None]], result: ExecutionResult) -> None:
+        if not tasks:
+            return
+        workers = max(1, min(pool.create_concurrency, len(tasks)))
+        with concurrent.futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"ghr-{pool.name}") as ex:
+            futures = [ex.submit(task) for task in tasks]
+            for future in concurrent.futures.as_completed(futures):
+                exc = future.exception()
+                if exc is None:
+                    continue
+                if not isinstance(exc, RunnerError):
+                    raise exc
+                with self._lock:
+                    message = f"pool {pool.name}: {exc}"
+                    if message not in result.errors:  # one line per distinct failure, not per attempt
+                        result.errors.append(message)

@@ -1,0 +1,200 @@
+# Copyright: Contributors to the selfhosted.github_runners collection
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The base of every module: shared auth options, dependency checks, one error boundary.
+
+The only module_utils file that imports Ansible; everything it calls is the core.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import traceback
+import typing as t
+
+from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
+
+from ansible_collections.selfhosted.github_runners.plugins.module_utils._argspec import (
+    CONTROLLER,
+    GITHUB_AUTH,
+    LOCKING,
+    OPENSTACK_AUTH,
+    ArgSpec,
+)
+from ansible_collections.selfhosted.github_runners.plugins.module_utils._errors import ConfigError, RunnerError
+from ansible_collections.selfhosted.github_runners.plugins.module_utils._github import (
+    GITHUB_IMPORT_ERROR,
+    HAS_GITHUB,
+    GithubAuth,
+    GithubClient,
+)
+from ansible_collections.selfhosted.github_runners.plugins.module_utils._lock import FileLock, MongoLease
+from ansible_collections.selfhosted.github_runners.plugins.module_utils._openstack import (
+    HAS_OPENSTACK,
+    OPENSTACK_IMPORT_ERROR,
+    CloudClient,
+    CloudOptions,
+)
+from ansible_collections.selfhosted.github_runners.plugins.module_utils._reconcile import LockFactory, PoolLock
+
+DEFAULT_LOCK_DIR = "~/.cache/selfhosted.github_runners"
+
+
+def _resolve_fallbacks(spec: ArgSpec) -> ArgSpec:
+    """Turn the core's ("env", [...]) markers into Ansible's env_fallback, recursively."""
+    resolved: ArgSpec = {}
+    for name, option in spec.items():
+        option = dict(option)
+        fallback = option.get("fallback")
+        if fallback and fallback[0] == "env":
+            option["fallback"] = (env_fallback, fallback[1])
+        if "options" in option:
+            option["options"] = _resolve_fallbacks(option["options"])
+        resolved[name] = option
+    return resolved
+
+
+class RunnersModule:
+    """AnsibleModule plus the collection's shared options and clients.
+
+    A module declares only its own options; `github`, `openstack` and `locking` add the
+    shared ones, documented by the doc fragments of the same names.
+    """
+
+    def __init__(
+        self,
+        argument_spec: ArgSpec,
+        *,
+        github: bool = True,
+        openstack: bool = True,
+        locking: bool = False,
+        supports_check_mode: bool = True,
+        **kwargs: t.Any,
+    ) -> None:
+        spec: ArgSpec = dict(CONTROLLER)
+        mutually_exclusive: t.List[t.Sequence[str]] = list(kwargs.pop("mutually_exclusive", []))
+        if github:
+            spec.update(GITHUB_AUTH)
+            mutually_exclusive.append(("github_token", "github_app_id"))
+            mutually_exclusive.append(("github_app_private_key", "github_app_private_key_path"))
+        if openstack:
+            spec.update(OPENSTACK_AUTH)
+        if locking:
+            spec.update(LOCKING)
+        spec.update(argument_spec)
+        self.module = AnsibleModule(
+            argument_spec=_resolve_fallbacks(spec),
+            supports_check_mode=supports_check_mode,
+            mutually_exclusive=mutually_exclusive,
+            **kwargs,
+        )
+        self.params: t.Dict[str, t.Any] = self.module.params
+        self.check_mode: bool = self.module.check_mode
+        self._github: t.Optional[GithubClient] = None
+        self._cloud: t.Optional[CloudClient] = None
+        self._requires(github=github, openstack=openstack)
+
+    # Dependencies ------------------------------------------------------------
+    def _requires(self, github: bool, openstack: bool) -> None:
+        if github and not HAS_GITHUB:
+            self.module.fail_json(msg=missing_required_lib("PyGithub"), exception=GITHUB_IMPORT_ERROR)
+        if openstack and not HAS_OPENSTACK:
+            self.module.fail_json(msg=missing_required_lib("openstacksdk"), exception=OPENSTACK_IMPORT_ERROR)
+
+    # Clients -----------------------------------------------------------------
+    def github(self) -> GithubClient:
+        if self._github is None:
+            p = self.params
+            key = p.get("github_app_private_key")
+            if not key and p.get("github_app_private_key_path"):
+                try:
+                    with open(p["github_app_private_key_path"], encoding="utf-8") as fh:
+                        key = fh.read()
+                except OSError as exc:
+                    raise ConfigError(
+                        "github_app_private_key_path", f"cannot read the key file: {exc.strerror}"
+                    ) from None
+            if key:
+                self.module.no_log_values.add(key)
+            auth = GithubAuth(
+                token=p.get("github_token") or None,
+                app_id=p.get("github_app_id") or None,
+                private_key=key or None,
+                installation_id=p.get("github_app_installation_id"),
+            )
+            self._github = GithubClient(
+                auth,
+                api_url=p["github_api_url"],
+                timeout=p["github_timeout"],
+                max_rate_limit_wait=p["github_max_rate_limit_wait"],
+            )
+        return self._github
+
+    def cloud(self) -> CloudClient:
+        if self._cloud is None:
+            p = self.params
+            self._cloud = CloudClient.connect(
+                CloudOptions(
+                    cloud=p.get("cloud"),
+                    auth=p.get("auth"),
+                    auth_type=p.get("auth_type"),
+                    region_name=p.get("region_name"),
+                    interface=p.get("interface"),
+                    validate_certs=p.get("validate_certs"),
+                    ca_cert=p.get("ca_cert"),
+                    api_timeout=p.get("api_timeout"),
+                )
+            )
+        return self._cloud
+
+    def locks(self) -> LockFactory:
+        """A pool lock factory: a MongoDB lease when `mongodb_uri` is set, else a local file lock."""
+        p = self.params
+        timeout = float(p.get("lock_timeout") or 300.0)
+        if p.get("mongodb_uri"):
+
+            def mongo_lock(key: str) -> PoolLock:
+                return MongoLease(
+                    p["mongodb_uri"], p["mongodb_database"], "locks", key, owner=_owner(), wait_timeout=timeout
+                )
+
+            return mongo_lock
+        lock_dir = os.path.expanduser(p.get("lock_dir") or DEFAULT_LOCK_DIR)
+
+        def file_lock(key: str) -> PoolLock:
+            return FileLock(os.path.join(lock_dir, f"{key}.lock"), timeout=timeout)
+
+        return file_lock
+
+    # Results -----------------------------------------------------------------
+    def run(self, main: t.Callable[[], t.Dict[str, t.Any]]) -> None:
+        """Call `main` and exit with its result; every error becomes one clear fail_json."""
+        try:
+            result = main()
+        except ConfigError as exc:
+            self.module.fail_json(msg=f"invalid option {exc}", field=exc.field)
+        except RunnerError as exc:
+            self.module.fail_json(msg=str(exc))
+        except TimeoutError as exc:
+            self.module.fail_json(msg=str(exc))
+        except Exception as exc:  # the single boundary: no traceback escapes main()
+            self.module.fail_json(
+                msg=f"unexpected error: {type(exc).__name__}: {exc}", exception=traceback.format_exc()
+            )
+        else:
+            if result.pop("failed", False):
+                self.module.fail_json(**result)
+            self.module.exit_json(**result)
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        for client in (self._github, self._cloud):
+            close = getattr(client, "close", None)
+            if close is not None:
+                with contextlib.suppress(Exception):  # closing is best effort
+                    close()
+
+
+def _owner() -> str:
+    return f"{os.uname().nodename}:{os.getpid()}"

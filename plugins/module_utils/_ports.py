@@ -1,0 +1,49 @@
+# Copyright: Contributors to the selfhosted.github_runners collection
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The interfaces the reconcile needs from GitHub and the cloud.
+
+The real clients (`_github.GithubClient`, `_openstack.CloudClient`) implement them;
+unit tests implement them with small in-memory fakes.
+"""
+
+from __future__ import annotations
+
+import typing as t
+
+from ansible_collections.selfhosted.github_runners.plugins.module_utils._config import PoolSpec
+from ansible_collections.selfhosted.github_runners.plugins.module_utils._model import GithubRunner, Scope, VmInfo
+
+DeleteRunnerResult = t.Literal["deleted", "not_found", "busy"]
+DeleteServerResult = t.Literal["deleted", "not_found"]
+
+
+class GithubPort(t.Protocol):
+    def list_runners(self, scope: Scope) -> t.List[GithubRunner]: ...
+
+    def generate_jit_config(
+        self,
+        scope: Scope,
+        name: str,
+        labels: t.Sequence[str],
+        runner_group_id: int,
+        work_folder: str = "_work",
+    ) -> t.Tuple[GithubRunner, str]: ...
+
+    def delete_runner(self, scope: Scope, runner_id: int) -> DeleteRunnerResult: ...
+
+    def runner_group_id(self, scope: Scope, name: t.Optional[str]) -> int: ...
+
+
+class CloudPort(t.Protocol):
+    def list_servers(self, controller_id: str, pool: t.Optional[str] = None) -> t.List[VmInfo]: ...
+
+    def create_server(
+        self,
+        name: str,
+        pool: PoolSpec,
+        user_data: str,
+        metadata: t.Mapping[str, str],
+        tags: t.Sequence[str],
+    ) -> str: ...
+
+    def delete_server(self, server_id: str) -> DeleteServerResult: ...

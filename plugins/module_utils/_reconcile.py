@@ -1,0 +1,287 @@
+# Copyright: Contributors to the selfhosted.github_runners collection
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""One reconcile of a set of pools: lock, list once, derive, plan, execute, report.
+
+API budget per steady-state run: one server listing per cloud and one runner
+listing per GitHub scope, shared by all pools; nothing per runner unless a
+runner is created or deleted.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import dataclasses
+import time
+import typing as t
+
+from ansible_collections.selfhosted.github_runners.plugins.module_utils._config import PoolSpec
+from ansible_collections.selfhosted.github_runners.plugins.module_utils._identity import owns_name
+from ansible_collections.selfhosted.github_runners.plugins.module_utils._manager import (
+    Clock,
+    ExecutionResult,
+    PlanExecutor,
+    utcnow,
+)
+from ansible_collections.selfhosted.github_runners.plugins.module_utils._model import (
+    GithubRunner,
+    Mode,
+    Plan,
+    RunnerState,
+    RunnerView,
+    Scope,
+    VmInfo,
+)
+from ansible_collections.selfhosted.github_runners.plugins.module_utils._planner import plan_pool
+from ansible_collections.selfhosted.github_runners.plugins.module_utils._ports import CloudPort, GithubPort
+from ansible_collections.selfhosted.github_runners.plugins.module_utils._state import (
+    RunnerHistory,
+    derive_states,
+    observe,
+)
+
+
+class PoolLock(t.Protocol):
+    """A held pool lock that can also keep the pool's small reconcile history."""
+
+    def __enter__(self) -> PoolLock: ...
+
+    def __exit__(self, *exc: object) -> t.Optional[bool]: ...
+
+    def load_state(self) -> t.Dict[str, t.Any]: ...
+
+    def save_state(self, state: t.Mapping[str, t.Any]) -> None: ...
+
+
+LockFactory = t.Callable[[str], PoolLock]
+
+
+class CountsCalls(t.Protocol):
+    @property
+    def calls(self) -> t.Mapping[str, int]: ...
+
+
+@dataclasses.dataclass(frozen=True)
+class ReconcileOptions:
+    controller_id: str
+    mode: Mode = "present"
+    force: bool = False
+    check_mode: bool = False
+
+
+@dataclasses.dataclass
+class PoolReport:
+    pool: str
+    plan: Plan
+    views: t.List[RunnerView]
+    execution: ExecutionResult
+    duration: float
+
+    @property
+    def changed(self) -> bool:
+        return self.execution.changed
+
+    def states(self) -> t.Dict[str, int]:
+        return state_counts(self.views)
+
+    def as_dict(self, check_mode: bool = False) -> t.Dict[str, t.Any]:
+        plan = self.plan
+        return {
+            "name": self.pool,
+            "changed": self.changed or (check_mode and not plan.empty),
+            "states": self.states(),
+            "plan": {
+                "desired": plan.desired,
+                "alive": plan.alive,
+                "create": plan.create,
+                "delete": [{"name": d.name, "reason": d.reason.value, "busy": d.busy} for d in plan.delete],
+                "deferred": list(plan.deferred),
+            },
+            "created": sorted(self.execution.created),
+            "deleted": {reason: sorted(names) for reason, names in self.execution.deleted.items()},
+            "skipped_busy": sorted(self.execution.skipped_busy),
+            "errors": list(self.execution.errors),
+            "duration": round(self.duration, 3),
+        }
+
+
+@dataclasses.dataclass
+class ReconcileReport:
+    pools: t.List[PoolReport]
+    api_calls: t.Dict[str, int]
+    check_mode: bool = False
+
+    @property
+    def changed(self) -> bool:
+        if self.check_mode:
+            return any(not p.plan.empty for p in self.pools)
+        return any(p.changed for p in self.pools)
+
+    @property
+    def errors(self) -> t.List[str]:
+        return [e for p in self.pools for e in p.execution.errors]
+
+    def diff(self) -> t.Dict[str, t.Any]:
+        """Runners (name: state) per pool before and after; in check mode, after as planned."""
+        before: t.Dict[str, t.Dict[str, str]] = {}
+        after: t.Dict[str, t.Dict[str, str]] = {}
+        for report in self.pools:
+            runners = {v.name: v.state.value for v in report.views}
+            before[report.pool] = runners
+            if self.check_mode:
+                gone = {d.name for d in report.plan.delete}
+                new = [f"(new runner {i + 1})" for i in range(report.plan.create)]
+            else:
+                gone = {name for names in report.execution.deleted.values() for name in names}
+                new = list(report.execution.created)
+            remaining = {name: state for name, state in runners.items() if name not in gone}
+            after[report.pool] = {**remaining, **{name: "booting" for name in new}}
+        return {"before": before, "after": after}
+
+    def as_dict(self) -> t.Dict[str, t.Any]:
+        return {
+            "pools": [p.as_dict(self.check_mode) for p in self.pools],
+            "api_calls": dict(self.api_calls),
+        }
+
+
+def total_calls(client: object) -> int:
+    calls = getattr(client, "calls", None)
+    return sum(calls.values()) if calls else 0
+
+
+class Snapshot:
+    """What the cloud and GitHub say about our runners, listed once per run."""
+
+    def __init__(self, github: GithubPort, cloud: CloudPort, controller_id: str, pools: t.Sequence[PoolSpec]) -> None:
+        self.controller_id = controller_id
+        self._vms: t.Dict[str, t.List[VmInfo]] = collections.defaultdict(list)
+        for vm in cloud.list_servers(controller_id):
+            self._vms[vm.pool].append(vm)
+        self._runners: t.Dict[Scope, t.List[GithubRunner]] = {}
+        for pool in pools:
+            if pool.scope not in self._runners:
+                self._runners[pool.scope] = github.list_runners(pool.scope)
+
+    def vms(self, pool: PoolSpec) -> t.List[VmInfo]:
+        return list(self._vms.get(pool.name, []))
+
+    def runners(self, pool: PoolSpec) -> t.List[GithubRunner]:
+        return [r for r in self._runners[pool.scope] if owns_name(self.controller_id, pool.name, r.name)]
+
+
+class Reconciler:
+    def __init__(
+        self, github: GithubPort, cloud: CloudPort, locks: t.Optional[LockFactory], clock: Clock = utcnow
+    ) -> None:
+        self.github = github
+        self.cloud = cloud
+        self.locks = locks
+        self.clock = clock
+
+    def view(self, pools: t.Sequence[PoolSpec], controller_id: str) -> t.Dict[str, t.List[RunnerView]]:
+        """The joined view of each pool, without locking or changing anything."""
+        snapshot = Snapshot(self.github, self.cloud, controller_id, pools)
+        now = self.clock()
+        return {
+            pool.name: derive_states(snapshot.vms(pool), snapshot.runners(pool), now, pool.timing) for pool in pools
+        }
+
+    def run(self, pools: t.Sequence[PoolSpec], options: ReconcileOptions) -> ReconcileReport:
+        if self.locks is None:
+            raise ValueError("Reconciler.run needs a lock factory")
+        start_calls = {"github": total_calls(self.github), "openstack": total_calls(self.cloud)}
+        reports: t.List[PoolReport] = []
+        with contextlib.ExitStack() as stack:
+            # Every lock first, in a fixed order (no deadlock between runs), then list:
+            # a listing taken before the lock could be stale by the time we act on it.
+            held = {
+                pool.name: stack.enter_context(self.locks(f"{options.controller_id}-{pool.name}"))
+                for pool in sorted(pools, key=lambda p: p.name)
+            }
+            snapshot = Snapshot(self.github, self.cloud, options.controller_id, pools)
+            for pool in pools:
+                reports.append(self._reconcile_pool(pool, snapshot, held[pool.name], options))
+        api_calls = {
+            "github": total_calls(self.github) - start_calls["github"],
+            "openstack": total_calls(self.cloud) - start_calls["openstack"],
+        }
+        return ReconcileReport(reports, api_calls, options.check_mode)
+
+    def _reconcile_pool(
+        self, pool: PoolSpec, snapshot: Snapshot, lock: PoolLock, options: ReconcileOptions
+    ) -> PoolReport:
+        started = time.monotonic()
+        now = self.clock()
+        runners = snapshot.runners(pool)
+        state = lock.load_state()
+        history = RunnerHistory.from_dict(state.get("history") or {})
+        history = observe(history, runners, now)
+        views = derive_states(snapshot.vms(pool), runners, now, pool.timing, history)
+        plan = plan_pool(pool, views, mode=options.mode, force=options.force)
+        if options.check_mode:
+            execution = ExecutionResult()
+        else:
+            execution = PlanExecutor(self.github, self.cloud, options.controller_id, self.clock).execute(pool, plan)
+            lock.save_state({**state, "history": history.to_dict()})
+        return PoolReport(pool.name, plan, views, execution, time.monotonic() - started)
+
+
+def runner_info(view: RunnerView) -> t.Dict[str, t.Any]:
+    """One runner as plain data (no SDK objects, no secrets)."""
+    vm, gh = view.vm, view.github
+    return {
+        "name": view.name,
+        "state": view.state.value,
+        "age": round(view.age, 1),
+        "vm_id": vm.id if vm else None,
+        "vm_status": vm.status if vm else None,
+        "vm_fault": vm.fault if vm else None,
+        "runner_id": gh.id if gh else None,
+        "github_status": ("online" if gh.online else "offline") if gh else None,
+        "busy": view.busy,
+    }
+
+
+def state_counts(views: t.Iterable[RunnerView]) -> t.Dict[str, int]:
+    """Runners per state, every state present (zeros included) so results keep one shape."""
+    counts = collections.Counter(v.state.value for v in views)
+    return {state.value: counts.get(state.value, 0) for state in RunnerState}
+
+
+def pool_info(pool: str, views: t.Sequence[RunnerView]) -> t.Dict[str, t.Any]:
+    return {
+        "name": pool,
+        "states": state_counts(views),
+        "runners": [runner_info(v) for v in sorted(views, key=lambda v: v.name)],
+    }
+
+
+def idle_counts(views: t.Mapping[str, t.Sequence[RunnerView]]) -> t.Dict[str, int]:
+    return {name: sum(1 for v in pool_views if v.state is RunnerState.IDLE) for name, pool_views in views.items()}
+
+
+def wait_for_idle(
+    reconciler: Reconciler,
+    pools: t.Sequence[PoolSpec],
+    controller_id: str,
+    timeout: float,
+    invalidate: t.Callable[[], None] = lambda: None,
+    sleep: t.Callable[[float], None] = time.sleep,
+    interval: float = 5.0,
+) -> t.Dict[str, int]:
+    """Wait until every pool has at least `min_idle` idle runners; returns the idle counts.
+
+    Each poll costs one server listing and one runner listing per scope.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        invalidate()
+        counts = idle_counts(reconciler.view(pools, controller_id))
+        if all(counts[p.name] >= p.min_idle for p in pools):
+            return counts
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            short = ", ".join(f"{p.name}: {counts[p.name]}/{p.min_idle} idle" for p in pools)
+            raise TimeoutError(f"pools did not reach min_idle within {timeout:.0f}s ({short})")
+        sleep(min(interval, remaining))

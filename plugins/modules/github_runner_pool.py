@@ -1,0 +1,215 @@
+#!/usr/bin/python
+# Copyright: Contributors to the selfhosted.github_runners collection
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: github_runner_pool
+short_description: Keep pools of ephemeral GitHub Actions runners on OpenStack at their size
+version_added: 0.1.0
+description:
+  - Reconciles each pool once: lists the pool's VMs (one server listing) and GitHub runners (one listing per scope),
+    derives every runner's state, deletes failed, lost, finished, orphaned and expired runners, and creates
+    just-in-time runners until the pool has O(pools[].min_idle) idle runners, never more than O(pools[].max_runners).
+  - A busy runner is never deleted unless O(force=true); GitHub is asked first and a VM is deleted only after GitHub
+    deleted or no longer knows its runner.
+  - Run it on a schedule (cron, systemd timer, AWX) with the P(selfhosted.github_runners.reconcile#playbook) playbook.
+options:
+  state:
+    description:
+      - V(present) keeps the pools at their size.
+      - V(absent) deletes idle runners now and busy ones once their job has finished (a later run); with O(force), all.
+      - V(flushed) replaces idle runners (for example after an image change); with O(force), busy ones too.
+    type: str
+    choices: [present, absent, flushed]
+    default: present
+  force:
+    description:
+      - Delete busy runners too (their jobs fail). Only with O(state=absent) or O(state=flushed).
+    type: bool
+    default: false
+  wait:
+    description:
+      - After reconciling, wait until every pool has at least O(pools[].min_idle) idle runners.
+    type: bool
+    default: false
+  wait_timeout:
+    description: Seconds to wait with O(wait).
+    type: int
+    default: 600
+extends_documentation_fragment:
+  - selfhosted.github_runners.pool
+  - selfhosted.github_runners.pool.POOLS
+  - selfhosted.github_runners.pool.LOCKING
+  - selfhosted.github_runners.github
+  - selfhosted.github_runners.openstack
+  - ansible.builtin.action_common_attributes
+attributes:
+  check_mode:
+    support: full
+    details: Returns the plan the real run would carry out, and makes no mutating API call.
+  diff_mode:
+    support: full
+  platform:
+    platforms: posix
+author:
+  - selfhosted.github_runners contributors
+"""
+
+EXAMPLES = r"""
+- name: Keep two idle runners for the repository
+  selfhosted.github_runners.github_runner_pool:
+    controller_id: ci1
+    cloud: mycloud
+    github_token: "{{ vault_github_token }}"
+    pools:
+      - name: small
+        repository: octo-org/app
+        labels: [self-hosted, linux, small]
+        min_idle: 2
+        max_runners: 10
+        flavor: m1.small
+        image: ubuntu-24.04-runner
+        networks: [runners-net]
+        security_groups: [runners-no-ingress]
+
+- name: Reconcile organization pools as a GitHub App, with a MongoDB lock shared by several hosts
+  selfhosted.github_runners.github_runner_pool:
+    controller_id: ci1
+    github_app_id: "123456"
+    github_app_private_key_path: /etc/github-runners/app.pem
+    github_app_installation_id: 987654
+    mongodb_uri: "{{ vault_mongodb_uri }}"
+    pools: "{{ runner_pools }}"
+
+- name: Replace every idle runner after an image update
+  selfhosted.github_runners.github_runner_pool:
+    controller_id: ci1
+    pools: "{{ runner_pools }}"
+    state: flushed
+
+- name: Remove a pool, letting running jobs finish
+  selfhosted.github_runners.github_runner_pool:
+    controller_id: ci1
+    pools: "{{ runner_pools }}"
+    state: absent
+"""
+
+RETURN = r"""
+pools:
+  description: One entry per pool, in the order given.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    name:
+      description: The pool name.
+      type: str
+      sample: small
+    changed:
+      description: Whether this pool's runners were created or deleted (in check mode, would be).
+      type: bool
+    states:
+      description: Runners per derived state before the run (booting, idle, busy, failed, lost, finished, orphan, expired).
+      type: dict
+      sample: {booting: 0, idle: 2, busy: 1, failed: 0, lost: 0, finished: 1, orphan: 0, expired: 0}
+    plan:
+      description: What the run decided; in check mode, what it would do.
+      type: dict
+      contains:
+        desired:
+          description: The pool's desired size (busy plus idle target, at most max_runners).
+          type: int
+        alive:
+          description: Booting, idle and busy runners that stay.
+          type: int
+        create:
+          description: Runners to create.
+          type: int
+        delete:
+          description: Runners to delete, each with its reason and whether it is busy (forced).
+          type: list
+          elements: dict
+        deferred:
+          description: Busy runners left for a later run (absent or flushed without force).
+          type: list
+          elements: str
+    created:
+      description: Names of the runners created.
+      type: list
+      elements: str
+    deleted:
+      description: Names of the runners deleted, by reason (failed, lost, finished, orphan, expired, scale_down, flush, absent).
+      type: dict
+      sample: {finished: [ci1-small-0123456789ab]}
+    skipped_busy:
+      description: Runners GitHub refused to delete because they took a job meanwhile (their VMs are kept).
+      type: list
+      elements: str
+    errors:
+      description: Errors of this pool's creations and deletions.
+      type: list
+      elements: str
+    duration:
+      description: Seconds this pool's reconcile took.
+      type: float
+api_calls:
+  description: API requests this run made, per service.
+  returned: always
+  type: dict
+  sample: {github: 1, openstack: 1}
+idle:
+  description: Idle runners per pool when O(wait) finished.
+  returned: when O(wait=true)
+  type: dict
+  sample: {small: 2}
+"""
+
+from ansible_collections.selfhosted.github_runners.plugins.module_utils._argspec import POOLS
+from ansible_collections.selfhosted.github_runners.plugins.module_utils._config import (
+    parse_controller_id,
+    parse_pools,
+)
+from ansible_collections.selfhosted.github_runners.plugins.module_utils._module import RunnersModule
+from ansible_collections.selfhosted.github_runners.plugins.module_utils._reconcile import (
+    ReconcileOptions,
+    Reconciler,
+    wait_for_idle,
+)
+
+ARGUMENT_SPEC = dict(
+    POOLS,
+    state=dict(type="str", default="present", choices=["present", "absent", "flushed"]),
+    force=dict(type="bool", default=False),
+    wait=dict(type="bool", default=False),
+    wait_timeout=dict(type="int", default=600),
+)
+
+
+def main():
+    module = RunnersModule(ARGUMENT_SPEC, locking=True)
+
+    def run():
+        params = module.params
+        pools = parse_pools(params["pools"])
+        controller_id = parse_controller_id(params["controller_id"])
+        reconciler = Reconciler(module.github(), module.cloud(), module.locks())
+        options = ReconcileOptions(controller_id, params["state"], params["force"], module.check_mode)
+        report = reconciler.run(pools, options)
+        result = dict(changed=report.changed, **report.as_dict())
+        if module.module._diff:
+            result["diff"] = report.diff()
+        if report.errors:
+            result.update(failed=True, msg="; ".join(report.errors))
+        elif params["wait"] and not module.check_mode and params["state"] == "present":
+            result["idle"] = wait_for_idle(
+                reconciler, pools, controller_id, params["wait_timeout"], invalidate=module.github().invalidate
+            )
+        return result
+
+    module.run(run)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,112 @@
+#!/usr/bin/python
+# Copyright: Contributors to the selfhosted.github_runners collection
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: github_runner_pool_info
+short_description: Show the runners of GitHub runner pools on OpenStack, with their derived states
+version_added: 0.1.0
+description:
+  - Joins each pool's VMs and GitHub runners and returns every runner with its VM status, GitHub status,
+    derived state and age. Changes nothing.
+  - Costs one server listing and one runner listing per GitHub scope.
+extends_documentation_fragment:
+  - selfhosted.github_runners.pool
+  - selfhosted.github_runners.pool.POOLS
+  - selfhosted.github_runners.github
+  - selfhosted.github_runners.openstack
+  - ansible.builtin.action_common_attributes
+  - ansible.builtin.action_common_attributes.info_module
+attributes:
+  platform:
+    platforms: posix
+author:
+  - selfhosted.github_runners contributors
+"""
+
+EXAMPLES = r"""
+- name: Show the runners of the pools
+  selfhosted.github_runners.github_runner_pool_info:
+    controller_id: ci1
+    pools: "{{ runner_pools }}"
+  register: runners
+
+- name: Print the idle runners of the first pool
+  ansible.builtin.debug:
+    msg: "{{ runners.pools[0].runners | selectattr('state', 'equalto', 'idle') | map(attribute='name') }}"
+"""
+
+RETURN = r"""
+pools:
+  description: One entry per pool, in the order given.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    name:
+      description: The pool name.
+      type: str
+    states:
+      description: Runners per derived state.
+      type: dict
+      sample: {booting: 0, idle: 2, busy: 1, failed: 0, lost: 0, finished: 0, orphan: 0, expired: 0}
+    runners:
+      description: The pool's runners.
+      type: list
+      elements: dict
+      contains:
+        name:
+          description: Runner name, the same as the VM name.
+          type: str
+        state:
+          description: Derived state (booting, idle, busy, failed, lost, finished, orphan, expired).
+          type: str
+        age:
+          description: Seconds since the VM was created.
+          type: float
+        vm_id:
+          description: Server ID, or null without a VM.
+          type: str
+        vm_status:
+          description: Nova status (BUILD, ACTIVE, SHUTOFF, ERROR, ...), or null without a VM.
+          type: str
+        vm_fault:
+          description: Nova's fault message for a VM in ERROR.
+          type: str
+        runner_id:
+          description: GitHub runner ID, or null when GitHub does not list the runner.
+          type: int
+        github_status:
+          description: V(online) or V(offline), or null when GitHub does not list the runner.
+          type: str
+        busy:
+          description: Whether GitHub says the runner is running a job.
+          type: bool
+"""
+
+from ansible_collections.selfhosted.github_runners.plugins.module_utils._argspec import POOLS
+from ansible_collections.selfhosted.github_runners.plugins.module_utils._config import (
+    parse_controller_id,
+    parse_pools,
+)
+from ansible_collections.selfhosted.github_runners.plugins.module_utils._module import RunnersModule
+from ansible_collections.selfhosted.github_runners.plugins.module_utils._reconcile import Reconciler, pool_info
+
+
+def main():
+    module = RunnersModule(POOLS)
+
+    def run():
+        pools = parse_pools(module.params["pools"])
+        controller_id = parse_controller_id(module.params["controller_id"])
+        reconciler = Reconciler(module.github(), module.cloud(), locks=None)
+        views = reconciler.view(pools, controller_id)
+        return dict(changed=False, pools=[pool_info(pool.name, views[pool.name]) for pool in pools])
+
+    module.run(run)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,121 @@
+#!/usr/bin/python
+# Copyright: Contributors to the selfhosted.github_runners collection
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: openstack_runner_vm
+short_description: Create or delete one just-in-time GitHub Actions runner VM on OpenStack
+version_added: 0.1.0
+description:
+  - V(present) registers a just-in-time runner with GitHub and creates its VM with the runner configuration in
+    its user data; nothing happens when the VM exists.
+  - V(absent) deletes the runner on GitHub first and the VM only after GitHub deleted it or no longer knows it.
+    A busy runner is kept (the task fails) unless O(force=true).
+  - The name must start with C(<controller_id>-<pool name>-), so that the pool's reconciles own the runner.
+options:
+  name:
+    description: Runner and VM name.
+    type: str
+    required: true
+  pool:
+    description:
+      - The pool the runner belongs to; the same keys as an entry of the C(pools) option of
+        M(selfhosted.github_runners.github_runner_pool).
+    type: dict
+    required: true
+  state:
+    description: Whether the runner should exist.
+    type: str
+    choices: [present, absent]
+    default: present
+  force:
+    description: With V(absent), delete the runner even while it runs a job (the job fails).
+    type: bool
+    default: false
+extends_documentation_fragment:
+  - selfhosted.github_runners.pool
+  - selfhosted.github_runners.github
+  - selfhosted.github_runners.openstack
+  - ansible.builtin.action_common_attributes
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: full
+  platform:
+    platforms: posix
+author:
+  - selfhosted.github_runners contributors
+"""
+
+EXAMPLES = r"""
+- name: Create a runner for a one-off debugging session
+  selfhosted.github_runners.openstack_runner_vm:
+    controller_id: ci1
+    name: ci1-small-debug00000001
+    pool:
+      name: small
+      repository: octo-org/app
+      labels: [self-hosted, linux, small]
+      flavor: m1.small
+      image: ubuntu-24.04-runner
+      networks: [runners-net]
+
+- name: Delete it again, waiting for nothing but GitHub's answer
+  selfhosted.github_runners.openstack_runner_vm:
+    controller_id: ci1
+    name: ci1-small-debug00000001
+    pool: "{{ small_pool }}"
+    state: absent
+"""
+
+RETURN = r"""
+runner:
+  description: The runner before the task (as M(selfhosted.github_runners.github_runner_pool_info) shows it), or null.
+  returned: always
+  type: dict
+  sample: {name: ci1-small-0123456789ab, state: idle, vm_status: ACTIVE, github_status: online, busy: false}
+"""
+
+from ansible_collections.selfhosted.github_runners.plugins.module_utils._config import (
+    parse_controller_id,
+    parse_pool,
+)
+from ansible_collections.selfhosted.github_runners.plugins.module_utils._module import RunnersModule
+from ansible_collections.selfhosted.github_runners.plugins.module_utils._runner_vm import ensure_runner_vm
+
+ARGUMENT_SPEC = dict(
+    name=dict(type="str", required=True),
+    pool=dict(type="dict", required=True),
+    state=dict(type="str", default="present", choices=["present", "absent"]),
+    force=dict(type="bool", default=False),
+)
+
+
+def main():
+    module = RunnersModule(ARGUMENT_SPEC)
+
+    def run():
+        params = module.params
+        result = ensure_runner_vm(
+            module.github(),
+            module.cloud(),
+            parse_controller_id(params["controller_id"]),
+            parse_pool(params["pool"], path="pool"),
+            params["name"],
+            params["state"],
+            force=params["force"],
+            check_mode=module.check_mode,
+        )
+        diff = result.pop("diff")
+        if module.module._diff:
+            result["diff"] = diff
+        return result
+
+    module.run(run)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,137 @@
+"""Small in-memory fakes of the core's GitHub and cloud ports, for unit tests of the manager and reconcile."""
+
+from __future__ import annotations
+
+import collections
+import datetime
+import itertools
+import threading
+import typing as t
+
+from ansible_collections.selfhosted.github_runners.plugins.module_utils._config import PoolSpec
+from ansible_collections.selfhosted.github_runners.plugins.module_utils._errors import CloudError, RunnerError
+from ansible_collections.selfhosted.github_runners.plugins.module_utils._identity import GHR_RUNNER_ID, pool_tag
+from ansible_collections.selfhosted.github_runners.plugins.module_utils._model import GithubRunner, Scope, VmInfo
+
+NOW = datetime.datetime(2026, 1, 1, 12, 0, tzinfo=datetime.UTC)
+MUTATING = {"generate_jit_config", "delete_runner", "create_server", "delete_server"}
+
+
+class FakeGithub:
+    def __init__(self) -> None:
+        self.runners: dict[Scope, dict[int, GithubRunner]] = collections.defaultdict(dict)
+        self.calls: collections.Counter[str] = collections.Counter()
+        self.log: list[tuple[str, t.Any]] = []
+        self._ids = itertools.count(1000)
+        self._lock = threading.Lock()
+
+    def _record(self, op: str, arg: t.Any) -> None:
+        with self._lock:
+            self.calls[op] += 1
+            self.log.append((op, arg))
+
+    def add(self, scope: Scope, name: str, *, online: bool = True, busy: bool = False) -> GithubRunner:
+        runner = GithubRunner(next(self._ids), name, online, busy, ("self-hosted",))
+        self.runners[scope][runner.id] = runner
+        return runner
+
+    def list_runners(self, scope: Scope) -> list[GithubRunner]:
+        self._record("list_runners", scope)
+        return list(self.runners[scope].values())
+
+    def generate_jit_config(
+        self, scope: Scope, name: str, labels: t.Sequence[str], runner_group_id: int, work_folder: str = "_work"
+    ) -> tuple[GithubRunner, str]:
+        self._record("generate_jit_config", name)
+        with self._lock:
+            runner = GithubRunner(next(self._ids), name, False, False, tuple(labels))
+            self.runners[scope][runner.id] = runner
+        return runner, "SklUQ09ORklH"
+
+    def delete_runner(self, scope: Scope, runner_id: int) -> t.Literal["deleted", "not_found", "busy"]:
+        self._record("delete_runner", runner_id)
+        with self._lock:
+            runner = self.runners[scope].get(runner_id)
+            if runner is None:
+                return "not_found"
+            if runner.busy:
+                return "busy"
+            del self.runners[scope][runner_id]
+            return "deleted"
+
+    def runner_group_id(self, scope: Scope, name: str | None) -> int:
+        return 1
+
+
+class FakeCloud:
+    def __init__(self, clock: t.Callable[[], datetime.datetime] = lambda: NOW) -> None:
+        self.servers: dict[str, VmInfo] = {}
+        self.calls: collections.Counter[str] = collections.Counter()
+        self.log: list[tuple[str, t.Any]] = []
+        self.fail_create: RunnerError | None = None
+        self.clock = clock
+        self._ids = itertools.count(1)
+        self._lock = threading.Lock()
+
+    def _record(self, op: str, arg: t.Any) -> None:
+        with self._lock:
+            self.calls[op] += 1
+            self.log.append((op, arg))
+
+    def add(
+        self, name: str, pool: str, *, status: str = "ACTIVE", age: float = 60.0, runner_id: int | None = None
+    ) -> VmInfo:
+        vm = VmInfo(f"vm-{next(self._ids)}", name, status, NOW - datetime.timedelta(seconds=age), pool, runner_id)
+        self.servers[vm.id] = vm
+        return vm
+
+    def list_servers(self, controller_id: str, pool: str | None = None) -> list[VmInfo]:
+        self._record("list_servers", pool)
+        return [vm for vm in self.servers.values() if pool is None or vm.pool == pool]
+
+    def create_server(
+        self, name: str, pool: PoolSpec, user_data: str, metadata: t.Mapping[str, str], tags: t.Sequence[str]
+    ) -> str:
+        self._record("create_server", name)
+        if self.fail_create is not None:
+            raise self.fail_create
+        assert pool_tag(pool.name) in tags
+        with self._lock:
+            vm = VmInfo(f"vm-{next(self._ids)}", name, "BUILD", self.clock(), pool.name, int(metadata[GHR_RUNNER_ID]))
+            self.servers[vm.id] = vm
+        return vm.id
+
+    def delete_server(self, server_id: str) -> t.Literal["deleted", "not_found"]:
+        self._record("delete_server", server_id)
+        with self._lock:
+            return "deleted" if self.servers.pop(server_id, None) else "not_found"
+
+
+def mutating_calls(*clients: FakeGithub | FakeCloud) -> int:
+    return sum(n for c in clients for op, n in c.calls.items() if op in MUTATING)
+
+
+class MemoryLock:
+    """A pool lock that records who held it and keeps its state in memory."""
+
+    states: t.ClassVar[dict[str, dict[str, t.Any]]] = {}
+
+    def __init__(self, key: str, held: list[str]) -> None:
+        self.key = key
+        self.held = held
+
+    def __enter__(self) -> MemoryLock:
+        self.held.append(self.key)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def load_state(self) -> dict[str, t.Any]:
+        return dict(self.states.get(self.key, {}))
+
+    def save_state(self, state: t.Mapping[str, t.Any]) -> None:
+        self.states[self.key] = dict(state)
+
+
+__all__ = ["NOW", "CloudError", "FakeCloud", "FakeGithub", "MemoryLock", "mutating_calls"]

@@ -1,0 +1,123 @@
+"""The plan executor's safety rules, against in-memory fakes of GitHub and the cloud."""
+
+from __future__ import annotations
+
+import pytest
+
+from ansible_collections.selfhosted.github_runners.plugins.module_utils._config import PoolSpec
+from ansible_collections.selfhosted.github_runners.plugins.module_utils._errors import CloudError, QuotaExceededError
+from ansible_collections.selfhosted.github_runners.plugins.module_utils._manager import PlanExecutor
+from ansible_collections.selfhosted.github_runners.plugins.module_utils._model import (
+    DeleteReason,
+    Deletion,
+    Plan,
+    Scope,
+    ScopeKind,
+)
+from tests.unit.plugins.module_utils.fakes import NOW, FakeCloud, FakeGithub
+
+SCOPE = Scope(ScopeKind.REPOSITORY, "octo-org/app")
+
+
+def make_pool(**overrides: object) -> PoolSpec:
+    fields: dict[str, object] = dict(
+        name="small",
+        scope=SCOPE,
+        labels=("self-hosted", "small"),
+        flavor="m1.small",
+        image="img",
+        networks=("net",),
+        min_idle=2,
+        max_runners=5,
+        create_concurrency=2,
+    )
+    fields.update(overrides)
+    return PoolSpec(**fields)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def clients() -> tuple[FakeGithub, FakeCloud, PlanExecutor]:
+    github, cloud = FakeGithub(), FakeCloud()
+    return github, cloud, PlanExecutor(github, cloud, "ci1", clock=lambda: NOW)
+
+
+def test_create_registers_jit_runner_then_server(clients: tuple[FakeGithub, FakeCloud, PlanExecutor]) -> None:
+    github, cloud, executor = clients
+    result = executor.execute(make_pool(), Plan("small", desired=2, alive=0, create=2))
+    assert len(result.created) == 2
+    assert result.errors == []
+    assert sorted(vm.name for vm in cloud.servers.values()) == sorted(result.created)
+    # Each server carries the id of its own JIT runner.
+    runners = {r.name: r.id for r in github.runners[SCOPE].values()}
+    assert {vm.name: vm.runner_id for vm in cloud.servers.values()} == runners
+    for name in result.created:
+        assert name.startswith("ci1-small-")
+        jit = [i for i, (op, arg) in enumerate(github.log) if op == "generate_jit_config" and arg == name]
+        assert jit, name
+
+
+def test_failed_server_create_deletes_the_jit_record(clients: tuple[FakeGithub, FakeCloud, PlanExecutor]) -> None:
+    github, cloud, executor = clients
+    cloud.fail_create = CloudError("create server", "No valid host was found.", 500)
+    result = executor.execute(make_pool(), Plan("small", desired=1, alive=0, create=1))
+    assert result.created == []
+    assert github.runners[SCOPE] == {}
+    assert github.calls["delete_runner"] == 1
+    assert any("No valid host was found." in e for e in result.errors)
+
+
+def test_quota_error_stops_further_creates(clients: tuple[FakeGithub, FakeCloud, PlanExecutor]) -> None:
+    github, cloud, executor = clients
+    cloud.fail_create = QuotaExceededError("create server", "Quota exceeded for instances", 403)
+    result = executor.execute(make_pool(create_concurrency=1), Plan("small", desired=5, alive=0, create=5))
+    assert cloud.calls["create_server"] == 1  # no retry storm
+    assert github.runners[SCOPE] == {}
+    assert len(result.errors) == 1 and "Quota exceeded" in result.errors[0]
+
+
+def test_busy_runner_keeps_its_vm(clients: tuple[FakeGithub, FakeCloud, PlanExecutor]) -> None:
+    github, cloud, executor = clients
+    runner = github.add(SCOPE, "ci1-small-aaaaaaaaaaaa", busy=True)  # took a job after the listing
+    vm = cloud.add(runner.name, "small", runner_id=runner.id)
+    plan = Plan("small", 0, 1, 0, (Deletion(runner.name, DeleteReason.SCALE_DOWN, vm.id, runner.id),))
+    result = executor.execute(make_pool(), plan)
+    assert result.skipped_busy == [runner.name]
+    assert vm.id in cloud.servers
+    assert cloud.calls["delete_server"] == 0
+    assert not result.changed
+
+
+def test_forced_deletion_of_busy_runner_deletes_vm(clients: tuple[FakeGithub, FakeCloud, PlanExecutor]) -> None:
+    github, cloud, executor = clients
+    runner = github.add(SCOPE, "ci1-small-aaaaaaaaaaaa", busy=True)
+    vm = cloud.add(runner.name, "small", runner_id=runner.id)
+    plan = Plan("small", 0, 1, 0, (Deletion(runner.name, DeleteReason.ABSENT, vm.id, runner.id, busy=True),))
+    result = executor.execute(make_pool(), plan)
+    assert vm.id not in cloud.servers
+    assert result.deleted == {"absent": [runner.name]}
+
+
+def test_vm_deleted_only_after_github_answered(clients: tuple[FakeGithub, FakeCloud, PlanExecutor]) -> None:
+    github, cloud, executor = clients
+    runner = github.add(SCOPE, "ci1-small-bbbbbbbbbbbb", online=False)
+    vm = cloud.add(runner.name, "small", status="SHUTOFF", runner_id=runner.id)
+    plan = Plan("small", 0, 0, 0, (Deletion(runner.name, DeleteReason.FINISHED, vm.id, runner.id),))
+    executor.execute(make_pool(), plan)
+    ops = [op for op, _ in github.log + cloud.log]
+    assert ops.index("delete_runner") < ops.index("delete_server")
+    assert result_is_clean(github, cloud)
+
+
+def test_vm_without_listed_runner_is_deleted_without_asking_github(
+    clients: tuple[FakeGithub, FakeCloud, PlanExecutor],
+) -> None:
+    github, cloud, executor = clients
+    vm = cloud.add("ci1-small-cccccccccccc", "small", status="SHUTOFF")
+    plan = Plan("small", 0, 0, 0, (Deletion(vm.name, DeleteReason.FINISHED, vm.id, None),))
+    result = executor.execute(make_pool(), plan)
+    assert github.calls["delete_runner"] == 0
+    assert result.deleted == {"finished": [vm.name]}
+
+
+def result_is_clean(github: FakeGithub, cloud: FakeCloud) -> bool:
+    return not github.runners[SCOPE] and not cloud.servers
