@@ -9,7 +9,8 @@ class ModuleDocFragment:
 options:
   controller_id:
     description:
-      - Short, stable name of this installation (lower-case letters, digits and C(-), at most 20 characters).
+      - Short, stable name of this installation (lower-case letters and digits, at most 20 characters; no C(-),
+        because runner names are C(<controller_id>-<pool>-<12 hex>)).
       - Runner and VM names start with it, and VMs carry it in the C(ghr-controller) server tag;
         nothing without it is ever touched.
     type: str

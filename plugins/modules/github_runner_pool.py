@@ -9,7 +9,7 @@ module: github_runner_pool
 short_description: Keep pools of ephemeral GitHub Actions runners on OpenStack at their size
 version_added: 0.1.0
 description:
-  - Reconciles each pool once: lists the pool's VMs (one server listing) and GitHub runners (one listing per scope),
+  - Reconciles each pool once. It lists the pool's VMs (one server listing) and GitHub runners (one listing per scope),
     derives every runner's state, deletes failed, lost, finished, orphaned and expired runners, and creates
     just-in-time runners until the pool has O(pools[].min_idle) idle runners, never more than O(pools[].max_runners).
   - A busy runner is never deleted unless O(force=true); GitHub is asked first and a VM is deleted only after GitHub
@@ -45,6 +45,7 @@ extends_documentation_fragment:
   - selfhosted.github_runners.github
   - selfhosted.github_runners.openstack
   - ansible.builtin.action_common_attributes
+  - ansible.builtin.action_common_attributes.ACTIONGROUPS
 attributes:
   check_mode:
     support: full
@@ -53,6 +54,10 @@ attributes:
     support: full
   platform:
     platforms: posix
+  action_group:
+    support: full
+    membership:
+      - selfhosted.github_runners.github_runners
 author:
   - selfhosted.github_runners contributors
 """

@@ -18,10 +18,19 @@ extends_documentation_fragment:
   - selfhosted.github_runners.github
   - selfhosted.github_runners.openstack
   - ansible.builtin.action_common_attributes
-  - ansible.builtin.action_common_attributes.info_module
+  - ansible.builtin.action_common_attributes.ACTIONGROUPS
 attributes:
+  check_mode:
+    support: full
+    details: Changes nothing, so it runs the same in check mode.
+  diff_mode:
+    support: N/A
   platform:
     platforms: posix
+  action_group:
+    support: full
+    membership:
+      - selfhosted.github_runners.github_runners
 author:
   - selfhosted.github_runners contributors
 """

@@ -39,6 +39,7 @@ extends_documentation_fragment:
   - selfhosted.github_runners.github
   - selfhosted.github_runners.openstack
   - ansible.builtin.action_common_attributes
+  - ansible.builtin.action_common_attributes.ACTIONGROUPS
 attributes:
   check_mode:
     support: full
@@ -46,6 +47,10 @@ attributes:
     support: full
   platform:
     platforms: posix
+  action_group:
+    support: full
+    membership:
+      - selfhosted.github_runners.github_runners
 author:
   - selfhosted.github_runners contributors
 """

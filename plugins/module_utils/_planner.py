@@ -1,0 +1,127 @@
+# Copyright: Contributors to the selfhosted.github_runners collection
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The plan of one reconcile of one pool: a pure function of the pool and its runner views.
+
+Rules:
+
+- A busy runner (GitHub's busy flag, or a view in state ``busy``) is never planned
+  for deletion, except by ``absent``/``flushed`` with ``force``.
+- ``present``: every failed/lost/finished/orphan/expired runner is deleted with its
+  state as reason; desired = min(max_runners, busy + max(min_idle, queued_jobs));
+  missing runners are created, surplus idle runners are scaled down, oldest first:
+  they are the closest to max_lifetime, and the younger ones (maybe built from a
+  newer image) have the most useful life left.
+- ``absent``: every runner that is not busy is deleted (stale ones with their state
+  as reason, the others with ``absent``); busy ones are deferred to a later run.
+- ``flushed``: stale runners go as in ``present``; idle and booting runners are
+  replaced (reason ``flush``: a booting runner may come from the old image too);
+  busy ones are deferred; replacements are created up to the ``present`` size.
+
+Counting: `Plan.alive` is the runners left after the planned deletions, and
+`create` fills up to `desired` from there, so the pool never holds more than
+`max_runners` live runners once the plan is carried out. VMs being deleted may
+still exist for a moment: the executor deletes before it creates when the pool
+is at `max_runners`.
+"""
+
+from __future__ import annotations
+
+import typing as t
+
+from ansible_collections.selfhosted.github_runners.plugins.module_utils._config import PoolSpec
+from ansible_collections.selfhosted.github_runners.plugins.module_utils._model import (
+    DeleteReason,
+    Deletion,
+    Mode,
+    Plan,
+    RunnerState,
+    RunnerView,
+)
+
+MODES: t.Tuple[Mode, ...] = ("present", "absent", "flushed")
+
+#: States whose runner is deleted in every mode, with the state as the reason.
+STALE_REASONS: t.Mapping[RunnerState, DeleteReason] = {
+    RunnerState.FAILED: DeleteReason.FAILED,
+    RunnerState.LOST: DeleteReason.LOST,
+    RunnerState.FINISHED: DeleteReason.FINISHED,
+    RunnerState.ORPHAN: DeleteReason.ORPHAN,
+    RunnerState.EXPIRED: DeleteReason.EXPIRED,
+}
+
+
+def plan_pool(
+    pool: PoolSpec,
+    views: t.Sequence[RunnerView],
+    *,
+    mode: Mode = "present",
+    queued_jobs: int = 0,
+    force: bool = False,
+) -> Plan:
+    """What to delete and how many runners to create; deterministic for the same input."""
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+    if queued_jobs < 0:
+        raise ValueError(f"queued_jobs must be >= 0, got {queued_jobs}")
+    deletions: t.List[Deletion] = []
+    deferred: t.List[str] = []
+    kept: t.List[RunnerView] = []  # live runners left after the deletions
+    replace_reason = {"absent": DeleteReason.ABSENT, "flushed": DeleteReason.FLUSH}.get(mode)
+    for view in views:
+        if _is_busy(view):
+            if replace_reason is not None and force:
+                deletions.append(_deletion(view, replace_reason, busy=True))
+                continue
+            if replace_reason is not None:
+                deferred.append(view.name)
+            kept.append(view)
+        elif view.state in STALE_REASONS:
+            deletions.append(_deletion(view, STALE_REASONS[view.state]))
+        elif replace_reason is not None:
+            deletions.append(_deletion(view, replace_reason))
+        else:
+            kept.append(view)
+
+    busy = sum(1 for view in kept if _is_busy(view))
+    desired = 0 if mode == "absent" else min(pool.max_runners, busy + max(pool.min_idle, queued_jobs))
+    surplus = len(kept) - desired
+    if mode == "present" and surplus > 0:
+        idle = [view for view in kept if view.state == RunnerState.IDLE and not _is_busy(view)]
+        idle.sort(key=lambda view: (-view.age, view.name))
+        for view in idle[:surplus]:
+            deletions.append(_deletion(view, DeleteReason.SCALE_DOWN))
+            kept.remove(view)
+    alive = len(kept)
+    return Plan(
+        pool=pool.name,
+        desired=desired,
+        alive=alive,
+        create=max(0, desired - alive),
+        delete=tuple(sorted(deletions, key=lambda d: (d.name, d.vm_id or "", d.runner_id or 0))),
+        deferred=tuple(sorted(deferred)),
+    )
+
+
+def deleted_by_reason(plan: Plan) -> t.Dict[str, int]:
+    """Counts of the planned deletions per reason, e.g. ``{"finished": 2, "scale_down": 1}``."""
+    counts: t.Dict[str, int] = {}
+    for deletion in plan.delete:
+        counts[deletion.reason.value] = counts.get(deletion.reason.value, 0) + 1
+    return dict(sorted(counts.items()))
+
+
+def _is_busy(view: RunnerView) -> bool:
+    return view.busy or view.state == RunnerState.BUSY
+
+
+def _deletion(view: RunnerView, reason: DeleteReason, *, busy: bool = False) -> Deletion:
+    # Without a listed GitHub runner, the VM metadata's runner id still lets the
+    # executor ask GitHub first (404 = gone, 422 = busy) before deleting the VM.
+    runner_id = view.github.id if view.github is not None else view.vm.runner_id if view.vm is not None else None
+    return Deletion(
+        name=view.name,
+        reason=reason,
+        vm_id=view.vm.id if view.vm is not None else None,
+        runner_id=runner_id,
+        busy=busy,
+    )

@@ -1,0 +1,234 @@
+# Copyright: Contributors to the selfhosted.github_runners collection
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Runner states, derived (never stored) from a pool's VMs and GitHub runners at `now`.
+
+The state table of the design, with its overlaps resolved in this order:
+
+1. GitHub says busy -> ``busy``, whatever the VM or the clock say (a busy runner
+   is never a deletion candidate; GitHub would refuse with 422 anyway).
+2. VM in ERROR -> ``failed`` at once: Nova will not run it, so waiting for a
+   grace period would only hold quota and delay the replacement.
+3. VM powered off or being deleted (SHUTOFF, DELETED, SOFT_DELETED) -> ``finished``
+   at once, whatever GitHub still lists: the runner powered its VM off and nothing
+   can bring it back. (The history cannot tell a failed start from a short job run
+   between two reconciles, so it is not used here.) The registration grace only
+   guards VMs that are still running against the listing race below.
+4. VM running (BUILD, ACTIVE, anything else) without a GitHub runner ->
+   ``booting`` before `registration_grace`, then ``finished`` (its ephemeral
+   runner ran and GitHub removed it). The grace covers the moment between the
+   runner listing and the server listing of one reconcile.
+5. VM running, runner offline: seen online before -> ``lost`` once it has been
+   offline for `offline_grace` (``idle`` until then); never seen online (or no
+   history) -> ``booting`` before `bootstrap_timeout`, then ``failed``.
+6. VM running, runner online -> ``idle``.
+7. Runner without a VM -> ``orphan`` once `registration_grace` has passed since
+   it was first seen; until then ``booting``/``idle`` (its VM is being created).
+   Without history its age is unknown and it is taken as old: callers that race
+   with a concurrent spawner must pass the history.
+8. ``booting`` or ``idle`` past `max_lifetime` -> ``expired``.
+
+"Was online" cannot be read from GitHub, which only tells the current status.
+`RunnerHistory` remembers, per runner name, when it was first seen, first seen
+online, and first seen offline after having been online. The reconcile calls
+`observe` on each listing (before `derive_states`) and persists the result.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import typing as t
+
+from ansible_collections.selfhosted.github_runners.plugins.module_utils._identity import (
+    format_timestamp,
+    parse_timestamp,
+)
+from ansible_collections.selfhosted.github_runners.plugins.module_utils._model import (
+    GithubRunner,
+    PoolTiming,
+    RunnerState,
+    RunnerView,
+    VmInfo,
+)
+
+#: Nova statuses of a server that Nova will not run.
+VM_ERROR_STATUSES = frozenset({"ERROR"})
+#: Nova statuses of a server that is off or going away: its runner has ended.
+VM_ENDED_STATUSES = frozenset({"SHUTOFF", "DELETED", "SOFT_DELETED"})
+
+Timestamps = t.Mapping[str, datetime.datetime]
+
+
+@dataclasses.dataclass(frozen=True)
+class RunnerHistory:
+    """What earlier listings saw of each runner (by name); see `observe`."""
+
+    first_seen: Timestamps = dataclasses.field(default_factory=dict)
+    online_since: Timestamps = dataclasses.field(default_factory=dict)  # first seen online
+    offline_since: Timestamps = dataclasses.field(default_factory=dict)  # first seen offline after online
+
+    def was_online(self, name: str) -> bool:
+        return name in self.online_since
+
+    def to_dict(self) -> t.Dict[str, t.Dict[str, str]]:
+        """A JSON-able form, for the reconcile to persist next to the pool lock."""
+        return {
+            "first_seen": _format_all(self.first_seen),
+            "online_since": _format_all(self.online_since),
+            "offline_since": _format_all(self.offline_since),
+        }
+
+    @classmethod
+    def from_dict(cls, data: object) -> RunnerHistory:
+        """The history read back from `to_dict` output; unreadable entries are dropped, never raises."""
+        if not isinstance(data, t.Mapping):
+            return cls()
+        return cls(
+            first_seen=_parse_all(data.get("first_seen")),
+            online_since=_parse_all(data.get("online_since")),
+            offline_since=_parse_all(data.get("offline_since")),
+        )
+
+
+def observe(
+    history: t.Optional[RunnerHistory], runners: t.Sequence[GithubRunner], now: datetime.datetime
+) -> RunnerHistory:
+    """The history after seeing `runners` at `now`. Runners no longer listed are forgotten."""
+    _require_aware(now)
+    old = history or RunnerHistory()
+    first_seen: t.Dict[str, datetime.datetime] = {}
+    online_since: t.Dict[str, datetime.datetime] = {}
+    offline_since: t.Dict[str, datetime.datetime] = {}
+    for runner in runners:
+        name = runner.name
+        first_seen[name] = old.first_seen.get(name, now)
+        if runner.online:
+            online_since[name] = old.online_since.get(name, now)
+        elif name in old.online_since:
+            online_since[name] = old.online_since[name]
+            offline_since[name] = old.offline_since.get(name, now)
+    return RunnerHistory(first_seen=first_seen, online_since=online_since, offline_since=offline_since)
+
+
+def derive_states(
+    vms: t.Sequence[VmInfo],
+    runners: t.Sequence[GithubRunner],
+    now: datetime.datetime,
+    timing: PoolTiming,
+    history: t.Optional[RunnerHistory] = None,
+) -> t.List[RunnerView]:
+    """Join VMs and GitHub runners by name and derive each one's state, sorted by name."""
+    _require_aware(now)
+    by_name: t.Dict[str, GithubRunner] = {}
+    for runner in sorted(runners, key=lambda r: r.id):
+        by_name.setdefault(runner.name, runner)
+    joined = _join(vms, by_name)
+    views = [_view(vm, runner, now, timing, history) for vm, runner in joined]
+    return sorted(views, key=lambda v: (v.name, v.vm.id if v.vm else "", v.github.id if v.github else 0))
+
+
+def _join(
+    vms: t.Sequence[VmInfo], runners: t.Mapping[str, GithubRunner]
+) -> t.List[t.Tuple[t.Optional[VmInfo], t.Optional[GithubRunner]]]:
+    """Pairs of (VM, runner) with the same name.
+
+    Nova allows duplicate names: the runner goes with the VM whose metadata holds
+    its id, else with the oldest VM; other VMs of that name stand alone (and end
+    as ``finished`` once past the registration grace).
+    """
+    pairs: t.List[t.Tuple[t.Optional[VmInfo], t.Optional[GithubRunner]]] = []
+    groups: t.Dict[str, t.List[VmInfo]] = {}
+    for vm in vms:
+        groups.setdefault(vm.name, []).append(vm)
+    for name, group in groups.items():
+        runner = runners.get(name)
+        group.sort(key=lambda vm: (vm.created_at, vm.id))
+        if runner is not None:
+            group.sort(key=lambda vm: vm.runner_id != runner.id)  # stable: the oldest match first
+        pairs.append((group[0], runner))
+        pairs.extend((vm, None) for vm in group[1:])
+    pairs.extend((None, runner) for name, runner in runners.items() if name not in groups)
+    return pairs
+
+
+def _view(
+    vm: t.Optional[VmInfo],
+    runner: t.Optional[GithubRunner],
+    now: datetime.datetime,
+    timing: PoolTiming,
+    history: t.Optional[RunnerHistory],
+) -> RunnerView:
+    name = vm.name if vm is not None else runner.name if runner is not None else ""
+    if vm is not None:
+        age: t.Optional[float] = _seconds(now, vm.created_at)
+    elif history is not None and name in history.first_seen:
+        age = _seconds(now, history.first_seen[name])
+    else:
+        # Unknown age of a runner without VM; observe() before derive_states() avoids this.
+        age = None if history is None else 0.0
+    state = _state(vm, runner, age, now, timing, history)
+    return RunnerView(name=name, state=state, vm=vm, github=runner, age=age or 0.0)
+
+
+def _state(
+    vm: t.Optional[VmInfo],
+    runner: t.Optional[GithubRunner],
+    age: t.Optional[float],
+    now: datetime.datetime,
+    timing: PoolTiming,
+    history: t.Optional[RunnerHistory],
+) -> RunnerState:
+    if runner is not None and runner.busy:
+        return RunnerState.BUSY
+    if vm is None:
+        assert runner is not None
+        if age is None or age >= timing.registration_grace:
+            return RunnerState.ORPHAN
+        state = RunnerState.IDLE if runner.online else RunnerState.BOOTING
+    elif vm.status.upper() in VM_ERROR_STATUSES:
+        return RunnerState.FAILED
+    elif vm.status.upper() in VM_ENDED_STATUSES:
+        return RunnerState.FINISHED
+    elif runner is None:
+        if age is not None and age >= timing.registration_grace:
+            return RunnerState.FINISHED
+        state = RunnerState.BOOTING
+    elif runner.online:
+        state = RunnerState.IDLE
+    elif history is not None and history.was_online(runner.name):
+        offline_since = history.offline_since.get(runner.name, now)
+        if _seconds(now, offline_since) >= timing.offline_grace:
+            return RunnerState.LOST
+        state = RunnerState.IDLE  # a short blip: keep it within the offline grace
+    elif age is not None and age >= timing.bootstrap_timeout:
+        return RunnerState.FAILED
+    else:
+        state = RunnerState.BOOTING
+    if age is not None and age >= timing.max_lifetime:
+        return RunnerState.EXPIRED
+    return state
+
+
+def _seconds(now: datetime.datetime, since: datetime.datetime) -> float:
+    """Seconds from `since` to `now`; never negative (clock skew between hosts)."""
+    return max(0.0, (now - since).total_seconds())
+
+
+def _require_aware(now: datetime.datetime) -> None:
+    if now.tzinfo is None:
+        raise ValueError("`now` must be timezone-aware")
+
+
+def _format_all(times: Timestamps) -> t.Dict[str, str]:
+    return {name: format_timestamp(moment) for name, moment in sorted(times.items())}
+
+
+def _parse_all(data: object) -> t.Dict[str, datetime.datetime]:
+    if not isinstance(data, t.Mapping):
+        return {}
+    parsed: t.Dict[str, datetime.datetime] = {}
+    for name, text in data.items():
+        moment = parse_timestamp(text)
+        if isinstance(name, str) and moment is not None:
+            parsed[name] = moment
+    return parsed

@@ -1,0 +1,163 @@
+"""`make demo`: the reconcile playbook against the local sandbox, from empty pools to served jobs.
+
+1. start the sandbox (simulated OpenStack, GitHub and runner VMs);
+2. reconcile two pools (one repository pool, one organization pool) until their idle runners are online;
+3. enqueue jobs in the simulated GitHub and reconcile until every job has run;
+4. print the runners by state before and after, and the API calls the reconciles made;
+5. empty the pools (state: absent) and stop the sandbox.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
+import time
+import urllib.request
+
+import yaml
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+WORK = ROOT / ".build" / "demo"
+PLAYBOOKS = pathlib.Path(__file__).resolve().parent
+BIN = pathlib.Path(sys.executable).parent
+
+
+def say(text: str) -> None:
+    print(f"\n=== {text}", flush=True)
+
+
+def read_env(path: pathlib.Path) -> dict[str, str]:
+    env = {}
+    for line in path.read_text().splitlines():
+        if "=" in line and not line.lstrip().startswith("#"):
+            key, _, value = line.partition("=")
+            env[key.strip()] = value.strip().strip("'\"")
+    return env
+
+
+class Control:
+    def __init__(self, url: str) -> None:
+        self.url = url.rstrip("/")
+
+    def call(self, method: str, path: str, body: object = None) -> object:
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(self.url + path, data=data, method=method)
+        req.add_header("Content-Type", "application/json")
+        with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310 - the sandbox on loopback
+            raw = resp.read()
+        return json.loads(raw) if raw else None
+
+
+def pools(env: dict[str, str]) -> list[dict[str, object]]:
+    common = {
+        "flavor": "m1.small",
+        "image": "ubuntu-24.04-runner",
+        "networks": ["runners-net"],
+        "security_groups": ["runners-no-ingress"],
+        "bootstrap_timeout": "2m",
+        "registration_grace": "30s",
+    }
+    return [
+        {"name": "small", "repository": env["GITHUB_REPOSITORY"], "labels": ["self-hosted", "linux", "small"],
+         "min_idle": 2, "max_runners": 4, **common},
+        {"name": "large", "organization": env["GITHUB_ORG"], "labels": ["self-hosted", "linux", "large"],
+         "min_idle": 1, "max_runners": 2, **common},
+    ]  # fmt: skip
+
+
+def playbook(env: dict[str, str], name: str, vars_file: pathlib.Path, *extra: str) -> dict[str, object]:
+    result_file = WORK / "result.json"
+    result_file.unlink(missing_ok=True)
+    cmd = [str(BIN / "ansible-playbook"), str(PLAYBOOKS / name), "-e", f"@{vars_file}", "-e", f"demo_result={result_file}"]
+    subprocess.run([*cmd, *extra], env=env, check=True)
+    return json.loads(result_file.read_text()) if result_file.exists() else {}
+
+
+def print_runners(info: dict[str, object]) -> None:
+    for pool in info["pools"]:  # type: ignore[index, attr-defined]
+        states = {k: v for k, v in pool["states"].items() if v}
+        print(f"  pool {pool['name']}: {states or 'no runners'}")
+        for runner in pool["runners"]:
+            print(
+                f"    {runner['name']:<28} {runner['state']:<9} vm={runner['vm_status']!s:<8} "
+                f"github={runner['github_status']!s:<8} busy={runner['busy']}"
+            )
+
+
+def main() -> int:
+    shutil.rmtree(WORK, ignore_errors=True)
+    WORK.mkdir(parents=True)
+    sandbox_dir = WORK / "sandbox"
+    say("Starting the sandbox (simulated OpenStack, GitHub and runner VMs)")
+    subprocess.run([sys.executable, "-m", "tests.sandbox", "up", "--dir", str(sandbox_dir)], cwd=ROOT, check=True)
+    try:
+        return run_demo(sandbox_dir)
+    finally:
+        say("Stopping the sandbox")
+        subprocess.run([sys.executable, "-m", "tests.sandbox", "down", "--dir", str(sandbox_dir)], cwd=ROOT, check=False)
+
+
+def run_demo(sandbox_dir: pathlib.Path) -> int:
+    sandbox_env = read_env(sandbox_dir / "env")
+    control = Control(sandbox_env["SANDBOX_CONTROL_URL"])
+    env = {
+        **os.environ,
+        **sandbox_env,
+        "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+        "ANSIBLE_COLLECTIONS_PATH": str(ROOT / ".venv" / "collections"),
+        "ANSIBLE_NOCOLOR": "1",
+        "ANSIBLE_DISPLAY_SKIPPED_HOSTS": "false",
+    }
+    env.pop("MONGODB_URI", None)  # local file locks for the demo
+    vars_file = WORK / "pools.yml"
+    vars_file.write_text(
+        yaml.safe_dump(
+            {"reconcile_controller_id": "demo", "reconcile_pools": pools(sandbox_env), "reconcile_lock_dir": str(WORK / "locks")}
+        )
+    )
+    say("Runners by state before anything ran")
+    print_runners(playbook(env, "info.yml", vars_file))
+
+    say("Reconcile: create the idle runners (min_idle 2 + 1) and wait until they are online")
+    playbook(env, "reconcile.yml", vars_file, "-e", "reconcile_wait=true", "-e", "reconcile_wait_timeout=60")
+    print_runners(playbook(env, "info.yml", vars_file))
+
+    jobs = [("small", sandbox_env["GITHUB_REPOSITORY"], 5), ("large", sandbox_env["GITHUB_REPOSITORY"], 2)]
+    for label, repository, count in jobs:
+        control.call("POST", "/jobs", {"repository": repository, "labels": ["self-hosted", "linux", label],
+                                       "duration": 1.0, "count": count})  # fmt: skip
+    say("Enqueued 5 jobs for the small pool and 2 for the large pool; reconciling until they are done")
+    calls = {"github": 0, "openstack": 0}
+    for round_ in range(1, 31):
+        result = playbook(env, "reconcile.yml", vars_file)
+        for service, count in result.get("api_calls", {}).items():  # type: ignore[attr-defined]
+            calls[service] += count
+        pending = [j for j in control.call("GET", "/jobs") if j["status"] != "completed"]  # type: ignore[union-attr]
+        print(f"  round {round_}: {len(pending)} job(s) not completed yet")
+        if not pending:
+            break
+        time.sleep(1.0)
+    else:
+        print("Jobs were not all served in time", file=sys.stderr)
+        return 1
+
+    say("One more reconcile replaces the runners whose job finished")
+    playbook(env, "reconcile.yml", vars_file)
+    time.sleep(1.0)
+    say("Runners by state after the jobs")
+    print_runners(playbook(env, "info.yml", vars_file))
+    print(f"\n  API calls of the job-serving reconciles: {calls}")
+
+    say("Emptying the pools (state: absent)")
+    playbook(env, "reconcile.yml", vars_file, "-e", "reconcile_state=absent")
+    print_runners(playbook(env, "info.yml", vars_file))
+    say("Demo finished")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
