@@ -28,14 +28,14 @@ from ansible_collections.selfhosted.github_runners.plugins.module_utils._github 
     GithubAuth,
     GithubClient,
 )
-from ansible_collections.selfhosted.github_runners.plugins.module_utils._lock import FileLock, MongoLease
+from ansible_collections.selfhosted.github_runners.plugins.module_utils._lock import FileLock, MongoLease, PoolLock
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._openstack import (
     HAS_OPENSTACK,
     OPENSTACK_IMPORT_ERROR,
     CloudClient,
     CloudOptions,
 )
-from ansible_collections.selfhosted.github_runners.plugins.module_utils._reconcile import LockFactory, PoolLock
+from ansible_collections.selfhosted.github_runners.plugins.module_utils._reconcile import LockFactory
 
 DEFAULT_LOCK_DIR = "~/.cache/selfhosted.github_runners"
 

@@ -17,6 +17,7 @@ import typing as t
 
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._config import PoolSpec
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._identity import owns_name
+from ansible_collections.selfhosted.github_runners.plugins.module_utils._lock import PoolLock
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._manager import (
     Clock,
     ExecutionResult,
@@ -41,24 +42,7 @@ from ansible_collections.selfhosted.github_runners.plugins.module_utils._state i
 )
 
 
-class PoolLock(t.Protocol):
-    """A held pool lock that can also keep the pool's small reconcile history."""
-
-    def __enter__(self) -> PoolLock: ...
-
-    def __exit__(self, *exc: object) -> t.Optional[bool]: ...
-
-    def load_state(self) -> t.Dict[str, t.Any]: ...
-
-    def save_state(self, state: t.Mapping[str, t.Any]) -> None: ...
-
-
 LockFactory = t.Callable[[str], PoolLock]
-
-
-class CountsCalls(t.Protocol):
-    @property
-    def calls(self) -> t.Mapping[str, int]: ...
 
 
 @dataclasses.dataclass(frozen=True)
@@ -146,6 +130,11 @@ class ReconcileReport:
 
 
 def total_calls(client: object) -> int:
+    """HTTP requests a client made so far (the real clients count them; fakes count operations)."""
+    for attr in ("http_calls", "total_calls"):
+        value = getattr(client, attr, None)
+        if isinstance(value, int):
+            return value
     calls = getattr(client, "calls", None)
     return sum(calls.values()) if calls else 0
 

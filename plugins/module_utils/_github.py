@@ -1,0 +1,512 @@
+# Copyright: Contributors to the selfhosted.github_runners collection
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""GitHub REST client for self-hosted runners, on PyGithub's requester.
+
+Every call goes through `GithubClient._request`: one place that counts the call,
+applies the timeout, retries 5xx and connection failures with jittered backoff,
+waits out short rate limits, refuses mutating calls when the rate-limit budget is
+nearly spent, and turns every failure into `GithubError` with GitHub's `message`
+and never a token, JWT or JIT config.
+
+PyGithub's object model is not used: its objects complete themselves lazily and
+`get_repo()` costs a GET, while a reconcile must spend exactly one request per
+page of runners. Its requester gives auth (token or App installation token),
+timeouts and the base URL for GitHub Enterprise Server.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import math
+import re
+import threading
+import time
+import traceback
+import typing as t
+import urllib.parse
+
+from ansible_collections.selfhosted.github_runners.plugins.module_utils._errors import (
+    ConfigError,
+    GithubError,
+    RateLimitError,
+)
+from ansible_collections.selfhosted.github_runners.plugins.module_utils._model import (
+    GithubRunner,
+    Scope,
+    ScopeKind,
+)
+from ansible_collections.selfhosted.github_runners.plugins.module_utils._retry import RetryPolicy
+
+GITHUB_IMPORT_ERROR: t.Optional[str]
+try:
+    import github
+    import requests
+    from github import Auth, GithubException
+
+    HAS_GITHUB = True
+    GITHUB_IMPORT_ERROR = None
+except ImportError:
+    HAS_GITHUB = False
+    GITHUB_IMPORT_ERROR = traceback.format_exc()
+
+DEFAULT_API_URL = "https://api.github.com"
+USER_AGENT = "selfhosted.github_runners"
+#: The REST API version the request and response shapes here follow.
+API_VERSION = "2022-11-28"
+PER_PAGE = 100
+#: The default runner group; repositories have no other.
+DEFAULT_RUNNER_GROUP_ID = 1
+#: GitHub's advice when a secondary rate limit gives neither Retry-After nor a spent budget.
+SECONDARY_LIMIT_WAIT = 60.0
+DEFAULT_RETRY = RetryPolicy()
+_IDEMPOTENT = frozenset({"GET", "HEAD", "DELETE"})
+_SECONDARY_LIMIT = re.compile(r"secondary rate limit|retry your request again later|wait a few minutes", re.I)
+# Credentials that must never reach an error message, whatever GitHub echoes back.
+_SECRET_PATTERNS = re.compile(
+    r"(gh[pousr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,}|eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*)"
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class GithubAuth:
+    """A token, or a GitHub App (id, PEM private key text, installation id). Secrets stay out of repr."""
+
+    token: t.Optional[str] = dataclasses.field(default=None, repr=False)
+    app_id: t.Optional[t.Union[int, str]] = None
+    private_key: t.Optional[str] = dataclasses.field(default=None, repr=False)
+    installation_id: t.Optional[int] = None
+
+    def __post_init__(self) -> None:
+        app = (self.app_id, self.private_key, self.installation_id)
+        if self.token:
+            if any(v is not None for v in app):
+                raise ConfigError("github_auth", "give either a token or GitHub App credentials, not both")
+        elif not all(v not in (None, "") for v in app):
+            raise ConfigError(
+                "github_auth",
+                "give a token, or all of app_id, private_key and installation_id",
+            )
+
+    @property
+    def is_app(self) -> bool:
+        return not self.token
+
+    def secrets(self) -> t.Tuple[str, ...]:
+        return tuple(s for s in (self.token, self.private_key) if s)
+
+
+@dataclasses.dataclass(frozen=True)
+class QueuedJob:
+    """A queued workflow job (for backfilling lost webhooks)."""
+
+    id: int
+    run_id: int
+    repository: str  # owner/repo
+    labels: t.Tuple[str, ...]
+    created_at: t.Optional[str] = None
+
+
+def job_matches(job_labels: t.Iterable[str], runner_labels: t.Iterable[str]) -> bool:
+    """True when a runner with `runner_labels` can take a job asking for `job_labels` (case-insensitive).
+
+    GitHub gives every self-hosted runner the `self-hosted` label.
+    """
+    have = {label.casefold() for label in runner_labels} | {"self-hosted"}
+    return all(label.casefold() in have for label in job_labels)
+
+
+def _runner_from_json(data: t.Mapping[str, t.Any]) -> GithubRunner:
+    return GithubRunner(
+        id=int(data["id"]),
+        name=str(data["name"]),
+        online=data.get("status") == "online",
+        busy=bool(data.get("busy")),
+        labels=tuple(str(label["name"]) for label in data.get("labels") or ()),
+    )
+
+
+def _next_page_params(link_header: t.Optional[str]) -> t.Optional[t.Dict[str, str]]:
+    """The query parameters of the `rel="next"` link, or None on the last page."""
+    if not link_header:
+        return None
+    for link in requests.utils.parse_header_links(link_header):
+        if link.get("rel") == "next" and link.get("url"):
+            query = urllib.parse.urlsplit(link["url"]).query
+            return dict(urllib.parse.parse_qsl(query, keep_blank_values=True))
+    return None
+
+
+class GithubClient:
+    """Runner operations on one GitHub (github.com or a GitHub Enterprise Server API URL).
+
+    Thread-safe (the reconcile creates and deletes runners concurrently); requests are serialized.
+    """
+
+    def __init__(
+        self,
+        auth: GithubAuth,
+        api_url: str = DEFAULT_API_URL,
+        timeout: float = 30,
+        *,
+        verify: t.Union[bool, str] = True,
+        retry: RetryPolicy = DEFAULT_RETRY,
+        max_rate_limit_wait: float = 60.0,
+        rate_limit_floor: int = 50,
+        pool_size: t.Optional[int] = None,
+        sleep: t.Callable[[float], None] = time.sleep,
+        clock: t.Callable[[], float] = time.time,
+    ) -> None:
+        if not HAS_GITHUB:
+            raise ImportError(f"PyGithub is required: {GITHUB_IMPORT_ERROR}")
+        self.api_url = api_url.rstrip("/")
+        # PyGithub wants whole seconds; round up so a small timeout never becomes 0 (= none).
+        self.timeout = max(1, math.ceil(timeout))
+        self.retry = retry
+        self.max_rate_limit_wait = max_rate_limit_wait
+        self.rate_limit_floor = rate_limit_floor
+        self._sleep = sleep
+        self._clock = clock
+        self._secrets = auth.secrets()
+        self._lock = threading.Lock()
+        # One request at a time: PyGithub's connection object keeps the pending request in
+        # attributes (not thread-safe), and GitHub asks integrators to make requests serially
+        # to stay clear of secondary rate limits. Sleeps between retries happen outside it.
+        self._http_lock = threading.Lock()
+        self._calls: collections.Counter[str] = collections.Counter()
+        self._remaining: t.Optional[int] = None  # from the last response's X-RateLimit-* headers
+        self._reset_at: t.Optional[float] = None
+        self._runners: t.Dict[Scope, t.List[GithubRunner]] = {}
+        self._scope_locks: t.Dict[Scope, threading.Lock] = {}
+        self._group_ids: t.Dict[t.Tuple[Scope, str], int] = {}
+        self._gh = github.Github(
+            base_url=self.api_url,
+            auth=self._pygithub_auth(auth),
+            timeout=self.timeout,
+            user_agent=USER_AGENT,
+            per_page=PER_PAGE,
+            verify=verify,
+            # Ours is the only retry: PyGithub's GithubRetry would retry and sleep on its own,
+            # and its request spacing (0.25 s, 1 s between writes) would slow every reconcile.
+            retry=None,
+            pool_size=pool_size,
+            seconds_between_requests=None,
+            seconds_between_writes=None,
+            lazy=True,
+            api_version=API_VERSION,
+        )
+        self._requester = self._gh.requester
+
+    def _pygithub_auth(self, auth: GithubAuth) -> t.Any:
+        if not auth.is_app:
+            assert auth.token is not None
+            return Auth.Token(auth.token)
+        assert auth.app_id is not None and auth.private_key is not None and auth.installation_id is not None
+        app = Auth.AppAuth(auth.app_id, auth.private_key)
+        try:
+            app.create_jwt()  # fail now, without a request, if the key cannot sign
+        except Exception as exc:  # cryptography/PyJWT raise several types; none carries the key
+            raise ConfigError("github_app_private_key", f"cannot sign a JWT with it ({type(exc).__name__})") from None
+        client = self
+
+        class CountingInstallationAuth(Auth.AppInstallationAuth):
+            """Counts the installation-token requests that PyGithub makes inside other calls."""
+
+            def _get_installation_authorization(self) -> t.Any:
+                client._count("create_installation_token")
+                return super()._get_installation_authorization()
+
+        return CountingInstallationAuth(app, int(auth.installation_id))
+
+    # Observability -----------------------------------------------------------------
+    @property
+    def calls(self) -> t.Dict[str, int]:
+        """HTTP requests made so far, per operation (retries and pages included)."""
+        with self._lock:
+            return dict(self._calls)
+
+    @property
+    def total_calls(self) -> int:
+        with self._lock:
+            return sum(self._calls.values())
+
+    @property
+    def rate_limit_remaining(self) -> t.Optional[int]:
+        with self._lock:
+            return self._remaining
+
+    def _count(self, operation: str) -> None:
+        with self._lock:
+            self._calls[operation] += 1
+
+    # The one request path --------------------------------------------------------------
+    def _request(
+        self,
+        operation: str,
+        method: str,
+        path: str,
+        *,
+        params: t.Optional[t.Dict[str, t.Any]] = None,
+        body: t.Optional[t.Dict[str, t.Any]] = None,
+    ) -> t.Tuple[t.Dict[str, t.Any], t.Any]:
+        """(headers, JSON body) of one call, retried as the policy allows; GithubError on failure."""
+        call = f"{method} {path}"
+
+        def attempt() -> t.Tuple[t.Dict[str, t.Any], t.Any]:
+            if method not in ("GET", "HEAD"):
+                self._respect_floor(call)
+            self._count(operation)
+            try:
+                with self._http_lock:
+                    headers, data = self._requester.requestJsonAndCheck(method, path, parameters=params, input=body)
+            except GithubException as exc:
+                self._observe(exc.headers or {})
+                raise
+            self._observe(headers)
+            return headers, data
+
+        try:
+            return self.retry.call(attempt, lambda exc: self._retryable(method, exc), sleep=self._sleep)
+        except GithubException as exc:
+            raise self._translate(call, exc) from None
+        except requests.exceptions.Timeout:
+            raise GithubError(call, f"timed out: no answer within {self.timeout} s") from None
+        except requests.exceptions.RequestException as exc:
+            raise GithubError(call, f"connection failed: {self._redact(str(exc))}") from None
+
+    def _retryable(self, method: str, exc: BaseException) -> t.Optional[float]:
+        if isinstance(exc, GithubException):
+            if exc.status >= 500:
+                return 0.0
+            wait = self._rate_limit_wait(exc)
+            return wait if wait is not None and wait <= self.max_rate_limit_wait else None
+        if isinstance(exc, requests.exceptions.ReadTimeout):
+            # The request may have been carried out; repeating a POST could register a second runner.
+            return 0.0 if method in _IDEMPOTENT else None
+        if isinstance(exc, requests.exceptions.ConnectionError):
+            return 0.0
+        return None
+
+    def _rate_limit_wait(self, exc: GithubException) -> t.Optional[float]:
+        """Seconds to wait when `exc` is a primary or secondary rate limit, else None."""
+        if exc.status not in (403, 429):
+            return None
+        headers = {k.lower(): v for k, v in (exc.headers or {}).items()}
+        retry_after = headers.get("retry-after")
+        if retry_after is not None:
+            try:
+                return max(0.0, float(retry_after))
+            except ValueError:
+                pass
+        if headers.get("x-ratelimit-remaining") == "0" and headers.get("x-ratelimit-reset"):
+            try:
+                return max(0.0, float(headers["x-ratelimit-reset"]) - self._clock())
+            except ValueError:
+                pass
+        if exc.status == 429 or _SECONDARY_LIMIT.search(self._message(exc)):
+            return SECONDARY_LIMIT_WAIT
+        return None
+
+    def _observe(self, headers: t.Mapping[str, t.Any]) -> None:
+        lowered = {k.lower(): v for k, v in headers.items()}
+        try:
+            remaining = int(float(lowered["x-ratelimit-remaining"]))
+            reset_at = float(lowered["x-ratelimit-reset"])
+        except (KeyError, ValueError):
+            return
+        with self._lock:
+            self._remaining, self._reset_at = remaining, reset_at
+
+    def _respect_floor(self, call: str) -> None:
+        """Before a mutating call: keep `rate_limit_floor` requests for listing and clean-up."""
+        with self._lock:
+            remaining, reset_at = self._remaining, self._reset_at
+        if remaining is None or reset_at is None or remaining >= self.rate_limit_floor:
+            return
+        wait = max(0.0, reset_at - self._clock())
+        if wait > self.max_rate_limit_wait:
+            raise RateLimitError(
+                call,
+                f"only {remaining} API requests left (floor {self.rate_limit_floor}); the rate limit resets in "
+                f"{wait:.0f} s, longer than max_rate_limit_wait ({self.max_rate_limit_wait:.0f} s)",
+                None,
+                wait,
+            )
+        self._sleep(wait)
+        with self._lock:
+            self._remaining = None  # a new window; the next response tells the new budget
+
+    def _message(self, exc: GithubException) -> str:
+        data = exc.data
+        if isinstance(data, dict) and data.get("message"):
+            return str(data["message"])
+        return str(exc.message or "")
+
+    def _translate(self, call: str, exc: GithubException) -> GithubError:
+        message = self._redact(self._message(exc)) or "no message"
+        wait = self._rate_limit_wait(exc)
+        if wait is not None:
+            return RateLimitError(
+                call,
+                f"rate limited: {message}; retry in {wait:.0f} s"
+                f" (max_rate_limit_wait {self.max_rate_limit_wait:.0f} s)",
+                exc.status,
+                wait,
+            )
+        return GithubError(call, message, exc.status)
+
+    def _redact(self, text: str) -> str:
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        return _SECRET_PATTERNS.sub("***", text)
+
+    def _paginate(
+        self,
+        operation: str,
+        path: str,
+        key: t.Optional[str],
+        params: t.Optional[t.Dict[str, t.Any]] = None,
+    ) -> t.Iterator[t.Any]:
+        """Items of every page (under `key`, or the page itself when None), one request per page.
+
+        Pages follow the `Link` header's next URL, whose query is sent to our own path so that
+        every page goes through the same connection, timeout and retry.
+        """
+        page: t.Optional[t.Dict[str, t.Any]] = {**(params or {}), "per_page": PER_PAGE}
+        while page is not None:
+            headers, data = self._request(operation, "GET", path, params=page)
+            items = data if key is None else (data or {}).get(key)
+            yield from items or ()
+            lowered = {k.lower(): v for k, v in headers.items()}
+            following = _next_page_params(lowered.get("link"))
+            page = {**page, **following} if following is not None else None
+
+    # Runners --------------------------------------------------------------------------
+    @staticmethod
+    def _path(scope: Scope, *parts: t.Union[str, int]) -> str:
+        segments = [urllib.parse.quote(s, safe="") for s in scope.api_path.split("/")]
+        segments += [urllib.parse.quote(str(p), safe="") for p in parts]
+        return "/" + "/".join(segments)
+
+    def list_runners(self, scope: Scope) -> t.List[GithubRunner]:
+        """All self-hosted runners of `scope`: one request per 100 runners."""
+        path = self._path(scope, "actions", "runners")
+        return [_runner_from_json(r) for r in self._paginate("list_runners", path, "runners")]
+
+    def runners_for(self, scope: Scope) -> t.List[GithubRunner]:
+        """`list_runners` once per scope for this client's lifetime, shared by all pools of the scope."""
+        with self._lock:
+            scope_lock = self._scope_locks.setdefault(scope, threading.Lock())
+        with scope_lock:
+            if scope not in self._runners:
+                self._runners[scope] = self.list_runners(scope)
+            return list(self._runners[scope])
+
+    def invalidate(self, scope: t.Optional[Scope] = None) -> None:
+        """Forget the cached listing of `scope` (of every scope when None)."""
+        with self._lock:
+            if scope is None:
+                self._runners.clear()
+            else:
+                self._runners.pop(scope, None)
+
+    def runner_group_id(self, scope: Scope, name: t.Optional[str]) -> int:
+        """The id of runner group `name` (None: the default group). Repositories only have the default."""
+        if name is None or name.casefold() == "default":
+            return DEFAULT_RUNNER_GROUP_ID
+        if scope.kind is ScopeKind.REPOSITORY:
+            raise ConfigError("runner_group", f"runner groups belong to organizations and enterprises, not {scope}")
+        key = (scope, name.casefold())
+        with self._lock:
+            if key in self._group_ids:
+                return self._group_ids[key]
+        path = self._path(scope, "actions", "runner-groups")
+        for group in self._paginate("list_runner_groups", path, "runner_groups"):
+            if str(group.get("name", "")).casefold() == name.casefold():
+                with self._lock:
+                    self._group_ids[key] = int(group["id"])
+                return int(group["id"])
+        raise ConfigError("runner_group", f"{scope} has no runner group named {name!r}")
+
+    def generate_jit_config(
+        self,
+        scope: Scope,
+        name: str,
+        labels: t.Sequence[str],
+        runner_group_id: int = DEFAULT_RUNNER_GROUP_ID,
+        work_folder: str = "_work",
+    ) -> t.Tuple[GithubRunner, str]:
+        """Register a just-in-time runner; returns it and its encoded JIT config (a secret)."""
+        path = self._path(scope, "actions", "runners", "generate-jitconfig")
+        body = {"name": name, "runner_group_id": runner_group_id, "labels": list(labels), "work_folder": work_folder}
+        _, data = self._request("generate_jit_config", "POST", path, body=body)
+        try:
+            runner, config = _runner_from_json(data["runner"]), str(data["encoded_jit_config"])
+        except (KeyError, TypeError, ValueError):
+            raise GithubError(f"POST {path}", "the response has no runner or encoded_jit_config", 201) from None
+        return runner, config
+
+    def delete_runner(self, scope: Scope, runner_id: int) -> t.Literal["deleted", "not_found", "busy"]:
+        """204 deleted, 404 not found (already gone), 422 busy (GitHub refuses while a job runs)."""
+        path = self._path(scope, "actions", "runners", runner_id)
+        try:
+            self._request("delete_runner", "DELETE", path)
+        except GithubError as exc:
+            if isinstance(exc, RateLimitError):
+                raise
+            if exc.status == 404:
+                return "not_found"
+            if exc.status == 422:
+                return "busy"
+            raise
+        return "deleted"
+
+    # Jobs --------------------------------------------------------------------------------
+    def get_job(self, repository: str, job_id: int) -> t.Dict[str, t.Any]:
+        """The workflow job `job_id` of `owner/repo`."""
+        scope = Scope(ScopeKind.REPOSITORY, repository)
+        _, data = self._request("get_job", "GET", self._path(scope, "actions", "jobs", job_id))
+        return dict(data or {})
+
+    def list_queued_jobs(
+        self,
+        scope: Scope,
+        labels: t.Sequence[str],
+        repositories: t.Optional[t.Sequence[str]] = None,
+    ) -> t.List[QueuedJob]:
+        """Queued jobs that a runner with `labels` could take: queued runs, then their jobs.
+
+        Costs one request per page of queued runs per repository plus one per run, so it is
+        for backfilling lost webhooks now and then, not for every reconcile. For an
+        organization without `repositories`, its repositories are listed first.
+        """
+        if repositories is None:
+            if scope.kind is ScopeKind.REPOSITORY:
+                repositories = [scope.name]
+            elif scope.kind is ScopeKind.ORGANIZATION:
+                repos_path = self._path(scope, "repos")
+                repositories = [str(r["full_name"]) for r in self._paginate("list_repositories", repos_path, None)]
+            else:
+                raise ConfigError("repositories", f"listing queued jobs of {scope} needs the repositories to look at")
+        jobs: t.List[QueuedJob] = []
+        for repository in repositories:
+            repo = Scope(ScopeKind.REPOSITORY, repository)
+            runs_path = self._path(repo, "actions", "runs")
+            for run in self._paginate("list_queued_runs", runs_path, "workflow_runs", {"status": "queued"}):
+                jobs_path = self._path(repo, "actions", "runs", int(run["id"]), "jobs")
+                for job in self._paginate("list_run_jobs", jobs_path, "jobs"):
+                    job_labels = tuple(str(label) for label in job.get("labels") or ())
+                    if job.get("status") == "queued" and job_matches(job_labels, labels):
+                        jobs.append(
+                            QueuedJob(
+                                id=int(job["id"]),
+                                run_id=int(job.get("run_id") or run["id"]),
+                                repository=repository,
+                                labels=job_labels,
+                                created_at=job.get("created_at"),
+                            )
+                        )
+        return jobs
+
+    def close(self) -> None:
+        self._gh.close()

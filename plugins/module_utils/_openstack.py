@@ -1,0 +1,317 @@
+# Copyright: Contributors to the selfhosted.github_runners collection
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""OpenStack client for runner VMs, on openstacksdk's compute/image/network proxies.
+
+One connection per run, configured like the openstack.cloud collection (clouds.yaml
+`cloud`, or `auth`/`auth_type`/... and the OS_* environment, which openstacksdk reads
+itself). The proxies are used rather than the cloud layer because the cloud layer's
+`list_servers` adds image, flavor, address and security-group look-ups per server;
+here a listing is one server-side filtered `GET /servers/detail` per Nova page.
+
+Every call goes through `CloudClient._call`: one place that counts it, retries 409/503
+and connection failures with jittered backoff (openstacksdk's own retries are off), and
+turns failures into `CloudError` with Nova's message, or `QuotaExceededError`.
+"""
+
+from __future__ import annotations
+
+import base64
+import collections
+import dataclasses
+import datetime
+import threading
+import time
+import traceback
+import typing as t
+
+from ansible_collections.selfhosted.github_runners.plugins.module_utils._config import PoolSpec
+from ansible_collections.selfhosted.github_runners.plugins.module_utils._errors import (
+    CloudError,
+    QuotaExceededError,
+)
+from ansible_collections.selfhosted.github_runners.plugins.module_utils._identity import (
+    controller_tag,
+    parse_timestamp,
+    parse_vm_metadata,
+    pool_from_tags,
+    pool_tag,
+)
+from ansible_collections.selfhosted.github_runners.plugins.module_utils._model import VmInfo
+from ansible_collections.selfhosted.github_runners.plugins.module_utils._retry import RetryPolicy
+
+OPENSTACK_IMPORT_ERROR: t.Optional[str]
+try:
+    import keystoneauth1.exceptions as ks_exc
+    import openstack
+    import openstack.exceptions as os_exc
+
+    HAS_OPENSTACK = True
+    OPENSTACK_IMPORT_ERROR = None
+except ImportError:
+    HAS_OPENSTACK = False
+    OPENSTACK_IMPORT_ERROR = traceback.format_exc()
+
+APP_NAME = "selfhosted.github_runners"
+APP_VERSION = "0.1.0"
+#: Tags at server create need 2.52; filtering the listing by tags needs 2.26.
+COMPUTE_MICROVERSION = "2.52"
+#: Nova refuses base64-encoded user data longer than this.
+MAX_USER_DATA = 65535
+DEFAULT_RETRY = RetryPolicy()
+_EPOCH = datetime.datetime.fromtimestamp(0, datetime.timezone.utc)  # noqa: UP017 - module_utils run on older Pythons
+
+
+@dataclasses.dataclass(frozen=True)
+class CloudOptions:
+    """Connection options with the openstack.cloud names; None = clouds.yaml / OS_* / openstacksdk default."""
+
+    cloud: t.Optional[str] = None
+    auth: t.Optional[t.Mapping[str, t.Any]] = dataclasses.field(default=None, repr=False)
+    auth_type: t.Optional[str] = None
+    region_name: t.Optional[str] = None
+    interface: t.Optional[str] = None
+    validate_certs: t.Optional[bool] = None
+    ca_cert: t.Optional[str] = None
+    api_timeout: t.Optional[float] = None
+
+    def connect_kwargs(self) -> t.Dict[str, t.Any]:
+        """Keyword arguments of `openstack.connect`, without the unset ones."""
+        kwargs = {
+            "cloud": self.cloud,
+            "auth": dict(self.auth) if self.auth else None,
+            "auth_type": self.auth_type,
+            "region_name": self.region_name,
+            "interface": self.interface,
+            "verify": self.validate_certs,
+            "cacert": self.ca_cert,
+            "api_timeout": self.api_timeout,
+        }
+        return {k: v for k, v in kwargs.items() if v is not None}
+
+
+def vm_from_server(server: t.Mapping[str, t.Any]) -> t.Optional[VmInfo]:
+    """Our view of one Nova server (Nova's field names); None when it has no single pool tag."""
+    pool = pool_from_tags(server.get("tags") or ())
+    if pool is None:
+        return None
+    metadata = parse_vm_metadata(server.get("metadata"))
+    created = metadata.created_at or parse_timestamp(server.get("created")) or _EPOCH
+    fault = server.get("fault")
+    return VmInfo(
+        id=str(server["id"]),
+        name=str(server.get("name") or ""),
+        status=str(server.get("status") or "UNKNOWN").upper(),
+        created_at=created,
+        pool=pool,
+        runner_id=metadata.runner_id,
+        job_id=metadata.job_id,
+        fault=str(fault["message"]) if isinstance(fault, dict) and fault.get("message") else None,
+    )
+
+
+class CloudClient:
+    """Runner VM operations on one OpenStack cloud. Thread-safe."""
+
+    def __init__(
+        self,
+        conn: t.Any,
+        *,
+        retry: RetryPolicy = DEFAULT_RETRY,
+        sleep: t.Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.conn = conn
+        self.retry = retry
+        self._sleep = sleep
+        self._lock = threading.Lock()
+        self._calls: collections.Counter[str] = collections.Counter()
+        self._http_calls = 0
+        self._resolved: t.Dict[t.Tuple[str, str], t.Any] = {}
+        self._resolve_locks: t.Dict[t.Tuple[str, str], threading.Lock] = {}
+        # Count every HTTP request the session makes (auth and version discovery included).
+        conn.session.session.hooks["response"].append(self._on_response)
+
+    @classmethod
+    def connect(cls, options: CloudOptions, **kwargs: t.Any) -> CloudClient:
+        """One `openstack.connect` for the run; CloudError when the configuration is unusable."""
+        if not HAS_OPENSTACK:
+            raise ImportError(f"openstacksdk is required: {OPENSTACK_IMPORT_ERROR}")
+        try:
+            conn = openstack.connect(
+                app_name=APP_NAME,
+                app_version=APP_VERSION,
+                compute_api_version=COMPUTE_MICROVERSION,
+                # Ours is the only retry layer (keystoneauth retries Glance 5xx five times by default).
+                connect_retries=0,
+                status_code_retries=0,
+                image_status_code_retries=0,
+                **options.connect_kwargs(),
+            )
+        except (os_exc.SDKException, ks_exc.ClientException) as exc:
+            raise CloudError("connect", str(exc)) from None
+        return cls(conn, **kwargs)
+
+    # Observability -----------------------------------------------------------------
+    @property
+    def calls(self) -> t.Dict[str, int]:
+        """Operations attempted so far (retries included); look-ups count once per name."""
+        with self._lock:
+            return dict(self._calls)
+
+    @property
+    def http_calls(self) -> int:
+        """HTTP requests made by the connection, Keystone and version discovery included."""
+        with self._lock:
+            return self._http_calls
+
+    def _on_response(self, response: t.Any, *args: t.Any, **kwargs: t.Any) -> None:
+        with self._lock:
+            self._http_calls += 1
+
+    # The one call path --------------------------------------------------------------
+    def _call(self, operation: str, call: str, fn: t.Callable[[], t.Any], *, idempotent: bool = True) -> t.Any:
+        def attempt() -> t.Any:
+            with self._lock:
+                self._calls[operation] += 1
+            return fn()
+
+        def retryable(exc: BaseException) -> t.Optional[float]:
+            if isinstance(exc, os_exc.HttpException):
+                status = exc.status_code
+                if status == 503 or (status == 409 and idempotent):
+                    return 0.0
+                return None
+            if isinstance(exc, ks_exc.ConnectTimeout):
+                # A timed-out create may have been carried out; repeating it could boot a second VM.
+                return 0.0 if idempotent else None
+            if isinstance(exc, ks_exc.ConnectFailure):
+                return 0.0
+            return None
+
+        try:
+            return self.retry.call(attempt, retryable, sleep=self._sleep)
+        except os_exc.HttpException as exc:
+            raise self._translate(call, exc.status_code, exc.details or exc.message) from None
+        except ks_exc.HttpError as exc:
+            raise self._translate(call, exc.http_status, exc.details or exc.message) from None
+        except ks_exc.ConnectTimeout:
+            raise CloudError(call, "timed out: no answer within the API timeout") from None
+        except (os_exc.SDKException, ks_exc.ClientException) as exc:
+            raise CloudError(call, str(exc)) from None
+
+    @staticmethod
+    def _translate(call: str, status: t.Optional[int], detail: t.Any) -> CloudError:
+        message = str(detail or "no message").strip()
+        if status in (403, 413) and "quota" in message.lower():
+            return QuotaExceededError(call, message, status)
+        return CloudError(call, message, status)
+
+    # Servers ---------------------------------------------------------------------------
+    def list_servers(self, controller_id: str, pool: t.Optional[str] = None) -> t.List[VmInfo]:
+        """Our servers (of one pool when given): Nova filters by tags, one request per Nova page."""
+        tags = [controller_tag(controller_id)] + ([pool_tag(pool)] if pool is not None else [])
+        query = ",".join(tags)
+
+        def fetch() -> t.List[t.Dict[str, t.Any]]:
+            return [
+                {
+                    "id": s.id,
+                    "name": s.name,
+                    "status": s.status,
+                    "created": s.created_at,
+                    "metadata": s.metadata,
+                    "tags": s.tags,
+                    "fault": s.fault,
+                }
+                for s in self.conn.compute.servers(details=True, tags=query)
+            ]
+
+        servers = self._call("list_servers", "GET /servers/detail", fetch)
+        vms = [vm_from_server(s) for s in servers]
+        return [vm for vm in vms if vm is not None and (pool is None or vm.pool == pool)]
+
+    def create_server(
+        self,
+        name: str,
+        pool: PoolSpec,
+        user_data: str,
+        metadata: t.Mapping[str, str],
+        tags: t.Sequence[str],
+    ) -> str:
+        """Boot one server without waiting for it; returns its id."""
+        encoded = base64.b64encode(user_data.encode("utf-8")).decode("ascii")
+        if len(encoded) > MAX_USER_DATA:
+            raise CloudError(
+                "POST /servers",
+                f"user data is {len(encoded)} bytes base64-encoded; Nova accepts at most {MAX_USER_DATA}",
+            )
+        flavor = self._find("flavor", pool.flavor)
+        image = self._find("image", pool.image)
+        attrs: t.Dict[str, t.Any] = {
+            "name": name,
+            "flavor_id": flavor.id,
+            "networks": [{"uuid": self._find("network", net).id} for net in pool.networks],
+            "user_data": encoded,
+            "metadata": dict(metadata),
+            "tags": list(tags),
+        }
+        # Nova resolves security group names and ids itself: no look-up needed.
+        if pool.security_groups:
+            attrs["security_groups"] = [{"name": sg} for sg in pool.security_groups]
+        if pool.key_name:
+            attrs["key_name"] = pool.key_name
+        if pool.availability_zone:
+            attrs["availability_zone"] = pool.availability_zone
+        if pool.boot_from_volume:
+            size = pool.volume_size or int(getattr(flavor, "disk", 0) or 0)
+            if size <= 0:
+                raise CloudError(
+                    "POST /servers", f"boot from volume needs a volume size (flavor {pool.flavor} has no disk)"
+                )
+            attrs["block_device_mapping"] = [
+                {
+                    "boot_index": 0,
+                    "uuid": image.id,
+                    "source_type": "image",
+                    "destination_type": "volume",
+                    "volume_size": size,
+                    "delete_on_termination": True,
+                }
+            ]
+        else:
+            attrs["image_id"] = image.id
+        server = self._call(
+            "create_server", "POST /servers", lambda: self.conn.compute.create_server(**attrs), idempotent=False
+        )
+        return str(server.id)
+
+    def delete_server(self, server_id: str) -> t.Literal["deleted", "not_found"]:
+        """Ask Nova to delete the server (it goes away asynchronously)."""
+        try:
+            self._call(
+                "delete_server",
+                f"DELETE /servers/{server_id}",
+                lambda: self.conn.compute.delete_server(server_id, ignore_missing=False),
+            )
+        except CloudError as exc:
+            if exc.status == 404:
+                return "not_found"
+            raise
+        return "deleted"
+
+    # Look-ups, once per name per run ---------------------------------------------------------
+    def _find(self, kind: str, name_or_id: str) -> t.Any:
+        finders: t.Dict[str, t.Callable[[], t.Any]] = {
+            "flavor": lambda: self.conn.compute.find_flavor(name_or_id, ignore_missing=False),
+            "image": lambda: self.conn.image.find_image(name_or_id, ignore_missing=False),
+            "network": lambda: self.conn.network.find_network(name_or_id, ignore_missing=False),
+        }
+        key = (kind, name_or_id)
+        with self._lock:
+            lock = self._resolve_locks.setdefault(key, threading.Lock())
+        with lock:
+            if key not in self._resolved:
+                self._resolved[key] = self._call(f"find_{kind}", f"find {kind} {name_or_id}", finders[kind])
+            return self._resolved[key]
+
+    def close(self) -> None:
+        self.conn.close()

@@ -1,0 +1,226 @@
+"""The pure parts of the GitHub and OpenStack clients: auth validation, parsing, error classification."""
+
+from __future__ import annotations
+
+import datetime
+import typing as t
+
+import pytest
+from github import GithubException
+
+from ansible_collections.selfhosted.github_runners.plugins.module_utils._errors import (
+    ConfigError,
+    GithubError,
+    RateLimitError,
+)
+from ansible_collections.selfhosted.github_runners.plugins.module_utils._github import (
+    GithubAuth,
+    GithubClient,
+    _next_page_params,
+    _runner_from_json,
+    job_matches,
+)
+from ansible_collections.selfhosted.github_runners.plugins.module_utils._model import Scope, ScopeKind
+from ansible_collections.selfhosted.github_runners.plugins.module_utils._openstack import CloudOptions, vm_from_server
+
+TOKEN = "ghp_" + "A" * 36
+NOW = 1_700_000_000.0
+
+
+# --- GithubAuth ------------------------------------------------------------------------------
+
+
+def test_auth_token_or_app_but_not_both_nor_neither() -> None:
+    assert not GithubAuth(token=TOKEN).is_app
+    assert GithubAuth(app_id=1, private_key="k", installation_id=2).is_app
+    with pytest.raises(ConfigError, match="not both"):
+        GithubAuth(token=TOKEN, app_id=1)
+    with pytest.raises(ConfigError, match="all of app_id"):
+        GithubAuth(app_id=1, private_key="k")
+    with pytest.raises(ConfigError):
+        GithubAuth()
+
+
+def test_auth_repr_hides_secrets() -> None:
+    assert TOKEN not in repr(GithubAuth(token=TOKEN))
+    assert "BEGIN" not in repr(GithubAuth(app_id=1, private_key="-----BEGIN RSA", installation_id=2))
+
+
+def test_bad_app_key_is_a_config_error_without_the_key() -> None:
+    with pytest.raises(ConfigError) as info:
+        GithubClient(GithubAuth(app_id=1, private_key="not-a-pem-secret", installation_id=2))
+    assert "not-a-pem-secret" not in str(info.value)
+
+
+# --- parsing ---------------------------------------------------------------------------------
+
+
+def test_runner_from_json() -> None:
+    runner = _runner_from_json(
+        {"id": 7, "name": "ci-small-0123456789ab", "status": "online", "busy": True, "labels": [{"name": "x64"}]}
+    )
+    assert (runner.id, runner.online, runner.busy, runner.labels) == (7, True, True, ("x64",))
+    assert not _runner_from_json({"id": 1, "name": "n", "status": "offline", "busy": False}).online
+
+
+def test_next_page_params_follows_rel_next_only() -> None:
+    link = (
+        '<https://api.github.com/repositories/1/actions/runners?per_page=100&page=2>; rel="next", '
+        '<https://api.github.com/repositories/1/actions/runners?per_page=100&page=3>; rel="last"'
+    )
+    assert _next_page_params(link) == {"per_page": "100", "page": "2"}
+    assert _next_page_params('<https://x/y?page=1>; rel="prev"') is None
+    assert _next_page_params(None) is None
+
+
+@pytest.mark.parametrize(
+    ("job", "runner", "ok"),
+    [
+        (["self-hosted", "linux"], ["Linux", "x64"], True),
+        (["linux", "gpu"], ["linux", "x64"], False),
+        ([], ["linux"], True),
+        (["SELF-HOSTED"], [], True),
+    ],
+)
+def test_job_matches_case_insensitive_with_implicit_self_hosted(job: list[str], runner: list[str], ok: bool) -> None:
+    assert job_matches(job, runner) is ok
+
+
+# --- GitHub error classification ---------------------------------------------------------
+
+
+@pytest.fixture
+def client() -> t.Iterator[GithubClient]:
+    gh = GithubClient(GithubAuth(token=TOKEN), max_rate_limit_wait=60, clock=lambda: NOW)
+    yield gh
+    gh.close()
+
+
+def exc(status: int, message: str, **headers: str) -> GithubException:
+    return GithubException(status, {"message": message}, headers, None)
+
+
+def test_5xx_and_connection_failures_are_retried(client: GithubClient) -> None:
+    import requests
+
+    assert client._retryable("POST", exc(502, "Bad Gateway")) == 0.0
+    assert client._retryable("GET", requests.exceptions.ConnectionError()) == 0.0
+    assert client._retryable("GET", requests.exceptions.ReadTimeout()) == 0.0
+    # a POST that timed out may have registered the runner: not repeated
+    assert client._retryable("POST", requests.exceptions.ReadTimeout()) is None
+    assert client._retryable("GET", exc(404, "Not Found")) is None
+    assert client._retryable("DELETE", exc(422, "Runner is busy")) is None
+
+
+def test_rate_limits_wait_when_short_else_give_up(client: GithubClient) -> None:
+    primary_short = exc(
+        403, "API rate limit exceeded", **{"x-ratelimit-remaining": "0", "x-ratelimit-reset": str(int(NOW) + 5)}
+    )
+    primary_long = exc(
+        403, "API rate limit exceeded", **{"x-ratelimit-remaining": "0", "x-ratelimit-reset": str(int(NOW) + 3000)}
+    )
+    secondary = exc(429, "You have exceeded a secondary rate limit", **{"retry-after": "3"})
+    assert client._retryable("GET", primary_short) == 5.0
+    assert client._retryable("GET", primary_long) is None
+    assert client._retryable("POST", secondary) == 3.0
+    assert client._retryable("GET", exc(403, "Resource not accessible by integration")) is None
+    assert client._rate_limit_wait(exc(403, "You have exceeded a secondary rate limit")) == 60.0
+
+
+def test_translation_keeps_githubs_message_and_drops_secrets(client: GithubClient) -> None:
+    err = client._translate("DELETE /repos/o/r/actions/runners/1", exc(500, f"boom {TOKEN} eyJa.eyJb.sig"))
+    assert isinstance(err, GithubError) and not isinstance(err, RateLimitError)
+    assert err.status == 500
+    assert TOKEN not in str(err) and "eyJa" not in str(err)
+    assert "DELETE /repos/o/r/actions/runners/1" in str(err)
+    limited = client._translate(
+        "GET x",
+        exc(
+            403, "API rate limit exceeded", **{"x-ratelimit-remaining": "0", "x-ratelimit-reset": str(int(NOW) + 3000)}
+        ),
+    )
+    assert isinstance(limited, RateLimitError)
+    assert limited.reset_in == 3000
+    assert "API rate limit exceeded" in str(limited)
+
+
+def test_floor_refuses_mutating_calls_when_the_reset_is_far(client: GithubClient) -> None:
+    client.rate_limit_floor = 10
+    client._observe({"X-RateLimit-Remaining": "3", "X-RateLimit-Reset": str(int(NOW) + 3000)})
+    with pytest.raises(RateLimitError, match="only 3 API requests left"):
+        client._respect_floor("POST x")
+    client._observe({"X-RateLimit-Remaining": "30", "X-RateLimit-Reset": str(int(NOW) + 3000)})
+    client._respect_floor("POST x")  # above the floor: no error
+
+
+def test_floor_waits_for_a_near_reset() -> None:
+    slept: list[float] = []
+    gh = GithubClient(GithubAuth(token=TOKEN), rate_limit_floor=10, sleep=slept.append, clock=lambda: NOW)
+    gh._observe({"x-ratelimit-remaining": "1", "x-ratelimit-reset": str(int(NOW) + 4)})
+    gh._respect_floor("POST x")
+    assert slept == [4.0]
+    assert gh.rate_limit_remaining is None
+    gh.close()
+
+
+def test_scope_paths_are_quoted() -> None:
+    assert (
+        GithubClient._path(Scope(ScopeKind.REPOSITORY, "o/r"), "actions", "runners", 5)
+        == "/repos/o/r/actions/runners/5"
+    )
+    assert GithubClient._path(Scope(ScopeKind.ORGANIZATION, "my org"), "x") == "/orgs/my%20org/x"
+
+
+def test_repository_scope_has_only_the_default_runner_group(client: GithubClient) -> None:
+    repo = Scope(ScopeKind.REPOSITORY, "o/r")
+    assert client.runner_group_id(repo, None) == 1
+    assert client.runner_group_id(repo, "Default") == 1
+    with pytest.raises(ConfigError, match="runner_group"):
+        client.runner_group_id(repo, "gpu")
+    assert client.calls == {}
+
+
+# --- OpenStack ---------------------------------------------------------------------------------
+
+
+def test_cloud_options_use_openstacksdk_names_and_drop_unset() -> None:
+    opts = CloudOptions(
+        cloud="sandbox", validate_certs=False, ca_cert="/ca.pem", api_timeout=10, auth={"password": "pw"}
+    )
+    assert opts.connect_kwargs() == {
+        "cloud": "sandbox",
+        "auth": {"password": "pw"},
+        "verify": False,
+        "cacert": "/ca.pem",
+        "api_timeout": 10,
+    }
+    assert "pw" not in repr(opts)
+    assert CloudOptions().connect_kwargs() == {}
+
+
+def test_vm_from_server_reads_our_tags_metadata_and_fault() -> None:
+    vm = vm_from_server(
+        {
+            "id": "abc",
+            "name": "ci-small-0123456789ab",
+            "status": "ERROR",
+            "created": "2024-05-01T10:00:05Z",
+            "tags": ["ghr-controller=ci", "ghr-pool=small"],
+            "metadata": {"ghr_runner_id": "42", "ghr_created_at": "2024-05-01T10:00:00Z", "ghr_job_id": "7"},
+            "fault": {"message": "No valid host was found.", "code": 500},
+        }
+    )
+    assert vm is not None
+    assert (vm.pool, vm.runner_id, vm.job_id, vm.fault) == ("small", 42, 7, "No valid host was found.")
+    assert vm.created_at == datetime.datetime(2024, 5, 1, 10, 0, 0, tzinfo=datetime.UTC)
+
+
+def test_vm_from_server_falls_back_to_novas_created_and_skips_untagged() -> None:
+    vm = vm_from_server(
+        {"id": "x", "name": "n", "status": "build", "created": "2024-05-01T10:00:05Z", "tags": ["ghr-pool=p"]}
+    )
+    assert vm is not None
+    assert vm.status == "BUILD"
+    assert vm.created_at == datetime.datetime(2024, 5, 1, 10, 0, 5, tzinfo=datetime.UTC)
+    assert vm.runner_id is None and vm.fault is None
+    assert vm_from_server({"id": "y", "name": "n", "status": "ACTIVE", "tags": ["other"]}) is None
