@@ -19,7 +19,8 @@ options:
       - A token with the right to manage self-hosted runners of the pools' scopes
         (fine-grained C(administration:write) on repositories, C(organization_self_hosted_runners:write) on organizations).
       - Mutually exclusive with O(github_app_id).
-      - If not set, the environment variable E(GITHUB_TOKEN) is used.
+      - If neither a token nor any App option is given, the environment variable E(GITHUB_TOKEN) is used;
+        when it is not set either, the E(GITHUB_APP_*) variables are.
     type: str
   github_app_id:
     description:
@@ -56,5 +57,7 @@ options:
 requirements:
   - PyGithub >= 2.1.1
 notes:
+  - A task that gives any App option authenticates as the App, taking the App options it does not give
+    from the E(GITHUB_APP_*) environment variables.
   - The token, the App key and the just-in-time runner configurations are never returned or logged.
 """

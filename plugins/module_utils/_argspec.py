@@ -19,11 +19,13 @@ def _env(*names: str) -> t.Tuple[t.Any, ...]:
 
 GITHUB_AUTH: ArgSpec = {
     "github_api_url": {"type": "str", "default": "https://api.github.com", "fallback": _env("GITHUB_API_URL")},
-    "github_token": {"type": "str", "no_log": True, "fallback": _env("GITHUB_TOKEN")},
-    "github_app_id": {"type": "str", "fallback": _env("GITHUB_APP_ID")},
-    "github_app_private_key": {"type": "str", "no_log": True, "fallback": _env("GITHUB_APP_PRIVATE_KEY")},
-    "github_app_private_key_path": {"type": "path", "fallback": _env("GITHUB_APP_PRIVATE_KEY_FILE")},
-    "github_app_installation_id": {"type": "int", "fallback": _env("GITHUB_APP_INSTALLATION_ID")},
+    # No Ansible fallbacks for the credentials: which kind applies depends on what the task
+    # gives explicitly (see `github_credentials`), so the environment is read there.
+    "github_token": {"type": "str", "no_log": True},
+    "github_app_id": {"type": "str"},
+    "github_app_private_key": {"type": "str", "no_log": True},
+    "github_app_private_key_path": {"type": "path"},
+    "github_app_installation_id": {"type": "int"},
     "github_timeout": {"type": "float", "default": 30.0},
     "github_max_rate_limit_wait": {"type": "float", "default": 60.0},
 }
@@ -56,6 +58,40 @@ LOCKING: ArgSpec = {
 }
 
 _DURATION = {"type": "raw"}
+
+#: Credential options and the environment variables that stand in for them.
+GITHUB_CREDENTIAL_ENV = {
+    "github_token": "GITHUB_TOKEN",
+    "github_app_id": "GITHUB_APP_ID",
+    "github_app_private_key": "GITHUB_APP_PRIVATE_KEY",
+    "github_app_private_key_path": "GITHUB_APP_PRIVATE_KEY_FILE",
+    "github_app_installation_id": "GITHUB_APP_INSTALLATION_ID",
+}
+_APP_OPTIONS = ("github_app_id", "github_app_private_key", "github_app_private_key_path", "github_app_installation_id")
+
+
+def github_credentials(params: t.Mapping[str, t.Any], environ: t.Mapping[str, str]) -> t.Dict[str, t.Any]:
+    """The credential options in force: what the task gives, else the environment.
+
+    A task that names a token or any App option uses that kind of credential (the rest of
+    an App's options may come from the environment); otherwise GITHUB_TOKEN wins over the
+    GITHUB_APP_* variables, so an environment holding both does not make a task fail.
+    """
+    given = {k: params.get(k) for k in GITHUB_CREDENTIAL_ENV if params.get(k) not in (None, "")}
+    from_env = {k: environ[v] for k, v in GITHUB_CREDENTIAL_ENV.items() if environ.get(v)}
+    if "github_token" in given:
+        return {"github_token": given["github_token"]}
+    if any(k in given for k in _APP_OPTIONS) or "github_token" not in from_env:
+        app: t.Dict[str, t.Any] = {k: from_env[k] for k in _APP_OPTIONS if k in from_env}
+        if "github_app_private_key" in given or "github_app_private_key_path" in given:
+            app.pop("github_app_private_key", None)
+            app.pop("github_app_private_key_path", None)
+        app.update(given)
+        if "github_app_private_key" in app and "github_app_private_key_path" in app:
+            del app["github_app_private_key_path"]  # the key text from the environment wins over its file
+        return app
+    return {"github_token": from_env["github_token"]}
+
 
 POOL: ArgSpec = {
     "name": {"type": "str", "required": True},

@@ -119,6 +119,11 @@ _USER_DATA_KEYS = frozenset(
 _RUNNER_KEYS = frozenset({"directory", "tarball_url", "tarball_sha256"})
 
 
+def parse_pool_name(value: object, *, path: str = "name") -> str:
+    """A pool name: lower-case letters, digits and inner hyphens, at most 20 characters."""
+    return _short_name(value, path)
+
+
 def parse_controller_id(value: object, *, path: str = "controller_id") -> str:
     """A controller id: lower-case letters and digits, at most 20 characters.
 
@@ -153,7 +158,7 @@ def parse_pools(raw_list: object, *, path: str = "pools") -> t.List[PoolSpec]:
 def parse_pool(raw: object, *, path: str = "pools[0]") -> PoolSpec:
     """One pool from plain data; raises `ConfigError` naming the first bad field."""
     section = _mapping(raw, path, _POOL_KEYS)
-    name = _short_name(section.get("name"), f"{path}.name")
+    name = parse_pool_name(section.get("name"), path=f"{path}.name")
     min_idle = _int(section.get("min_idle"), f"{path}.min_idle", default=0, minimum=0)
     max_runners = _int(section.get("max_runners"), f"{path}.max_runners", default=10, minimum=1)
     if max_runners < min_idle:

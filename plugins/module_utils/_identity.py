@@ -16,7 +16,7 @@ import re
 import secrets
 import typing as t
 
-from ansible_collections.selfhosted.github_runners.plugins.module_utils._config import parse_controller_id
+from ansible_collections.selfhosted.github_runners.plugins.module_utils._config import parse_controller_id, parse_pool_name
 
 GHR_RUNNER_ID = "ghr_runner_id"
 GHR_CREATED_AT = "ghr_created_at"
@@ -43,7 +43,7 @@ class VmMetadata:
 def name_prefix(controller_id: str, pool: str) -> str:
     """The prefix shared by every runner name of a pool, e.g. ``ci-small-``."""
     parse_controller_id(controller_id)
-    parse_controller_id(pool, path="pool")
+    parse_pool_name(pool, path="pool")
     return f"{controller_id}-{pool}-"
 
 

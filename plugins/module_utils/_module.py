@@ -18,6 +18,7 @@ from ansible_collections.selfhosted.github_runners.plugins.module_utils._argspec
     CONTROLLER,
     GITHUB_AUTH,
     LOCKING,
+    github_credentials,
     OPENSTACK_AUTH,
     ArgSpec,
 )
@@ -105,22 +106,30 @@ class RunnersModule:
     def github(self) -> GithubClient:
         if self._github is None:
             p = self.params
-            key = p.get("github_app_private_key")
-            if not key and p.get("github_app_private_key_path"):
+            creds = github_credentials(p, os.environ)
+            key = creds.get("github_app_private_key")
+            if not key and creds.get("github_app_private_key_path"):
+                path = os.path.expanduser(creds["github_app_private_key_path"])
                 try:
-                    with open(p["github_app_private_key_path"], encoding="utf-8") as fh:
+                    with open(path, encoding="utf-8") as fh:
                         key = fh.read()
                 except OSError as exc:
                     raise ConfigError(
                         "github_app_private_key_path", f"cannot read the key file: {exc.strerror}"
                     ) from None
-            if key:
-                self.module.no_log_values.add(key)
+            for secret in (key, creds.get("github_token")):
+                if secret:
+                    self.module.no_log_values.add(secret)
+            installation_id = creds.get("github_app_installation_id")
+            try:
+                installation = int(installation_id) if installation_id not in (None, "") else None
+            except ValueError:
+                raise ConfigError("github_app_installation_id", "must be an integer") from None
             auth = GithubAuth(
-                token=p.get("github_token") or None,
-                app_id=p.get("github_app_id") or None,
+                token=creds.get("github_token"),
+                app_id=creds.get("github_app_id"),
                 private_key=key or None,
-                installation_id=p.get("github_app_installation_id"),
+                installation_id=installation,
             )
             self._github = GithubClient(
                 auth,

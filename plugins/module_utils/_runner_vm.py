@@ -34,7 +34,9 @@ def ensure_runner_vm(
     """Returns {changed, runner (before), diff}; raises RunnerBusyError for a busy runner without force."""
     prefix = f"{controller_id}-{pool.name}-"
     if not owns_name(controller_id, pool.name, name):
-        raise ConfigError("name", f"must start with {prefix!r} and fit 64 characters, so that reconciles own it")
+        raise ConfigError(
+            "name", f"must be {prefix!r} followed by 12 lower-case hex digits, so that the pool's reconciles own it"
+        )
     vms = [vm for vm in cloud.list_servers(controller_id, pool.name) if vm.name == name and vm.status != "DELETED"]
     runners = [r for r in github.list_runners(pool.scope) if r.name == name]
     views = derive_states(vms, runners, clock(), pool.timing)

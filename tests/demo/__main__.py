@@ -136,7 +136,7 @@ def run_demo(sandbox_dir: pathlib.Path) -> int:
         result = playbook(env, "reconcile.yml", vars_file)
         for service, count in result.get("api_calls", {}).items():  # type: ignore[attr-defined]
             calls[service] += count
-        pending = [j for j in control.call("GET", "/jobs") if j["status"] != "completed"]  # type: ignore[union-attr]
+        pending = [j for j in control.call("GET", "/jobs")["jobs"] if j["status"] != "completed"]  # type: ignore[index]
         print(f"  round {round_}: {len(pending)} job(s) not completed yet")
         if not pending:
             break

@@ -114,7 +114,7 @@ def test_lock_held_by_another_process_and_freed_when_it_dies(tmp_path: pathlib.P
         [sys.executable, "-c", HOLD_SCRIPT, path],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
-        env={**os.environ},
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},  # the child imports the collection too
         text=True,
     )
     try:

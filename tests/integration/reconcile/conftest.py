@@ -1,0 +1,233 @@
+"""Helpers for reconcile tests against the sandbox: real clients, real ansible-playbook runs."""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import json
+import os
+import pathlib
+import subprocess
+import sys
+import time
+import typing as t
+
+import pytest
+import yaml
+
+from ansible_collections.selfhosted.github_runners.plugins.module_utils._config import PoolSpec, parse_pool
+from ansible_collections.selfhosted.github_runners.plugins.module_utils._github import GithubAuth, GithubClient
+from ansible_collections.selfhosted.github_runners.plugins.module_utils._lock import FileLock
+from ansible_collections.selfhosted.github_runners.plugins.module_utils._openstack import CloudClient, CloudOptions
+from ansible_collections.selfhosted.github_runners.plugins.module_utils._reconcile import (
+    ReconcileOptions,
+    ReconcileReport,
+    Reconciler,
+)
+
+ROOT = pathlib.Path(__file__).resolve().parents[3]
+BIN = pathlib.Path(sys.executable).parent
+MUTATING_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
+# Requests that change nothing the user owns: authentication.
+AUTH_ROUTES = ("/v3/auth/tokens", "/app/installations/{installation_id}/access_tokens")
+_pool_names = (f"p{i}" for i in itertools.count(1))
+
+
+def mutating(counters: t.Iterable[t.Mapping[str, t.Any]]) -> list[dict[str, t.Any]]:
+    """The counted calls that create or delete something (auth requests excluded)."""
+    return [
+        dict(c)
+        for c in counters
+        if c["method"] in MUTATING_METHODS and not any(c["route"].endswith(r) for r in AUTH_ROUTES)
+    ]
+
+
+def pool_dict(sandbox: t.Any, **overrides: t.Any) -> dict[str, t.Any]:
+    """A pool spec (module option shape) with a fresh name, so tests do not see each other's runners."""
+    spec: dict[str, t.Any] = {
+        "name": next(_pool_names),
+        "repository": sandbox.env["GITHUB_REPOSITORY"],
+        "labels": ["self-hosted", "linux"],
+        "min_idle": 0,
+        "max_runners": 5,
+        "flavor": "m1.small",
+        "image": "ubuntu-24.04-runner",
+        "networks": ["runners-net"],
+        "security_groups": ["runners-no-ingress"],
+        "bootstrap_timeout": 20,
+        "offline_grace": 2,
+        "registration_grace": 2,
+        "max_lifetime": "1h",
+    }
+    spec.update(overrides)
+    return spec
+
+
+@dataclasses.dataclass
+class Core:
+    """The core wired to the sandbox with the real clients, as the modules wire it."""
+
+    sandbox: t.Any
+    lock_dir: pathlib.Path
+    controller_id: str = "it"
+
+    def github(self, timeout: float = 5.0, **kwargs: t.Any) -> GithubClient:
+        env = self.sandbox.env
+        return GithubClient(GithubAuth(token=env["GITHUB_TOKEN"]), api_url=env["GITHUB_API_URL"], timeout=timeout, **kwargs)
+
+    def cloud(self, timeout: float = 5.0) -> CloudClient:
+        return CloudClient.connect(CloudOptions(cloud=self.sandbox.env["OS_CLOUD"], api_timeout=timeout))
+
+    def reconciler(self, **github_kwargs: t.Any) -> Reconciler:
+        return Reconciler(
+            self.github(**github_kwargs),
+            self.cloud(),
+            lambda key: FileLock(str(self.lock_dir / f"{key}.lock"), timeout=60),
+        )
+
+    def reconcile(self, pools: t.Sequence[dict[str, t.Any]], **options: t.Any) -> ReconcileReport:
+        specs = [parse_pool(p) for p in pools]
+        return self.reconciler().run(specs, ReconcileOptions(self.controller_id, **options))
+
+    def spec(self, pool: dict[str, t.Any]) -> PoolSpec:
+        return parse_pool(pool)
+
+    # Sandbox views ------------------------------------------------------------
+    def servers(self, pool: str) -> list[dict[str, t.Any]]:
+        state = self.sandbox.control.get("/state")
+        tag = f"ghr-pool={pool}"
+        return [
+            s
+            for s in state["openstack"]["servers"]
+            if tag in s.get("tags", []) and s.get("status") != "DELETED"
+        ]
+
+    def runners(self, pool: str) -> list[dict[str, t.Any]]:
+        state = self.sandbox.control.get("/state")
+        prefix = f"{self.controller_id}-{pool}-"
+        return [r for r in state["github"]["runners"] if r["name"].startswith(prefix)]
+
+    def wait_for(self, what: str, predicate: t.Callable[[], bool], timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while not predicate():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out waiting for {what}")
+            time.sleep(0.1)
+
+    def wait_idle(self, pool: str, count: int, timeout: float = 30.0) -> None:
+        self.wait_for(
+            f"{count} idle runners in pool {pool}",
+            lambda: sum(1 for r in self.runners(pool) if r["status"] == "online" and not r["busy"]) >= count,
+            timeout,
+        )
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _openstack_env(sandbox: t.Any) -> t.Iterator[None]:
+    """openstacksdk reads the sandbox's clouds.yaml through OS_CLIENT_CONFIG_FILE."""
+    saved = {k: os.environ.get(k) for k in ("OS_CLIENT_CONFIG_FILE", "OS_CLOUD")}
+    os.environ["OS_CLIENT_CONFIG_FILE"] = sandbox.env["OS_CLIENT_CONFIG_FILE"]
+    os.environ["OS_CLOUD"] = sandbox.env["OS_CLOUD"]
+    yield
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+@pytest.fixture
+def core(sandbox: t.Any, tmp_path: pathlib.Path) -> Core:
+    sandbox.clear_faults()
+    return Core(sandbox, tmp_path / "locks")
+
+
+@dataclasses.dataclass
+class PlaybookRun:
+    result: dict[str, t.Any]
+    output: str
+    returncode: int
+
+
+@dataclasses.dataclass
+class Ansible:
+    """Runs one module task with ansible-playbook, as a user would, and returns its registered result."""
+
+    sandbox: t.Any
+    workdir: pathlib.Path
+
+    def env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("ANSIBLE_", "GITHUB_", "OS_"))}
+        env.update({k: v for k, v in self.sandbox.env.items() if k != "MONGODB_URI"})
+        env.update(
+            {
+                "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+                "ANSIBLE_COLLECTIONS_PATH": str(ROOT / ".venv" / "collections"),
+                "ANSIBLE_NOCOLOR": "1",
+                "ANSIBLE_LOCAL_TEMP": str(self.workdir / "tmp"),
+                "ANSIBLE_HOME": str(self.workdir / "home"),
+            }
+        )
+        return env
+
+    def run_fqcn(self, fqcn: str, args: dict[str, t.Any], **kwargs: t.Any) -> PlaybookRun:
+        return self.run(fqcn, args, **kwargs)
+
+    def run(
+        self,
+        module: str,
+        args: dict[str, t.Any],
+        *,
+        check: bool = False,
+        diff: bool = False,
+        verbosity: int = 0,
+        expect_failure: bool = False,
+    ) -> PlaybookRun:
+        result_file = self.workdir / "result.json"
+        result_file.unlink(missing_ok=True)
+        task_args = {"lock_dir": str(self.workdir / "locks"), **args} if module == "github_runner_pool" else args
+        playbook = [
+            {
+                "name": "test",
+                "hosts": "localhost",
+                "connection": "local",
+                "gather_facts": False,
+                "tasks": [
+                    {
+                        "name": "module under test",
+                        (module if "." in module else f"selfhosted.github_runners.{module}"): task_args,
+                        "register": "out",
+                        "ignore_errors": True,
+                    },
+                    {
+                        "name": "save result",
+                        "ansible.builtin.copy": {"content": "{{ out | to_json }}", "dest": str(result_file), "mode": "0600"},
+                        "check_mode": False,
+                        "diff": False,
+                    },
+                ],
+            }
+        ]
+        path = self.workdir / "play.yml"
+        path.write_text(yaml.safe_dump(playbook))
+        cmd = [str(BIN / "ansible-playbook"), str(path)]
+        if check:
+            cmd.append("--check")
+        if diff:
+            cmd.append("--diff")
+        if verbosity:
+            cmd.append("-" + "v" * verbosity)
+        proc = subprocess.run(cmd, env=self.env(), capture_output=True, text=True, timeout=300, check=False)
+        output = proc.stdout + proc.stderr
+        assert result_file.exists(), output
+        result = json.loads(result_file.read_text())
+        if not expect_failure:
+            assert not result.get("failed"), output
+        return PlaybookRun(result, output, proc.returncode)
+
+
+@pytest.fixture
+def ansible(sandbox: t.Any, tmp_path: pathlib.Path) -> Ansible:
+    sandbox.clear_faults()
+    (tmp_path / "locks").mkdir()
+    return Ansible(sandbox, tmp_path)

@@ -1,0 +1,124 @@
+"""The modules run by ansible-playbook against the sandbox: idempotency, check mode, diff, secrets."""
+
+from __future__ import annotations
+
+import typing as t
+
+from tests.integration.reconcile.conftest import Ansible, Core, mutating, pool_dict
+
+
+def pool_args(sandbox: t.Any, pool: dict[str, t.Any], **extra: t.Any) -> dict[str, t.Any]:
+    return {"controller_id": "it", "pools": [pool], **extra}
+
+
+def test_pool_created_then_idempotent(sandbox: t.Any, ansible: Ansible, core: Core) -> None:
+    pool = pool_dict(sandbox, min_idle=3)
+    first = ansible.run("github_runner_pool", pool_args(sandbox, pool)).result
+    assert first["changed"] is True
+    assert len(first["pools"][0]["created"]) == 3
+    core.wait_idle(pool["name"], 3)
+
+    sandbox.reset_counters()
+    second = ansible.run("github_runner_pool", pool_args(sandbox, pool)).result
+    assert second["changed"] is False
+    assert second["pools"][0]["states"]["idle"] == 3
+    assert mutating(sandbox.counters()) == []
+    ansible.run("github_runner_pool", pool_args(sandbox, pool, state="absent"))
+
+
+def test_check_mode_predicts_the_real_run_and_mutates_nothing(sandbox: t.Any, ansible: Ansible) -> None:
+    pool = pool_dict(sandbox, min_idle=2)
+    sandbox.reset_counters()
+    checked = ansible.run("github_runner_pool", pool_args(sandbox, pool), check=True, diff=True)
+    assert mutating(sandbox.counters()) == []
+    assert checked.result["changed"] is True
+    plan = checked.result["pools"][0]["plan"]
+    assert plan["create"] == 2
+    assert checked.result["diff"]["before"] == {pool["name"]: {}}
+    assert sorted(checked.result["diff"]["after"][pool["name"]]) == ["(new runner 1)", "(new runner 2)"]
+
+    real = ansible.run("github_runner_pool", pool_args(sandbox, pool)).result
+    assert real["pools"][0]["plan"] == plan
+    assert len(real["pools"][0]["created"]) == plan["create"]
+    ansible.run("github_runner_pool", pool_args(sandbox, pool, state="absent", force=True))
+
+
+def test_invalid_pool_names_the_field(sandbox: t.Any, ansible: Ansible) -> None:
+    pool = pool_dict(sandbox, min_idle=4, max_runners=2)
+    run = ansible.run("github_runner_pool", pool_args(sandbox, pool), expect_failure=True)
+    assert run.result["failed"] is True
+    assert "pools[0]" in run.result["msg"]
+    assert "min_idle" in run.result["msg"] or "max_runners" in run.result["msg"]
+
+
+def test_no_secret_in_results_or_verbose_output(sandbox: t.Any, ansible: Ansible, core: Core) -> None:
+    pool = pool_dict(sandbox, min_idle=1)
+    run = ansible.run("github_runner_pool", pool_args(sandbox, pool), verbosity=3, diff=True)
+    info = ansible.run("github_runner_pool_info", pool_args(sandbox, pool), verbosity=3)
+    secrets = [sandbox.env["GITHUB_TOKEN"], *sandbox.jit_configs()]
+    assert len(secrets) >= 2
+    text = run.output + info.output + repr(run.result) + repr(info.result)
+    for secret in secrets:
+        assert secret not in text
+    ansible.run("github_runner_pool", pool_args(sandbox, pool, state="absent", force=True))
+
+
+def test_app_auth_from_environment(sandbox: t.Any, ansible: Ansible) -> None:
+    pool = pool_dict(sandbox, min_idle=1)
+    args = {
+        **pool_args(sandbox, pool),
+        "github_token": None,
+        "github_app_id": sandbox.env["GITHUB_APP_ID"],
+        "github_app_private_key_path": sandbox.env["GITHUB_APP_PRIVATE_KEY_FILE"],
+        "github_app_installation_id": int(sandbox.env["GITHUB_APP_INSTALLATION_ID"]),
+    }
+    args.pop("github_token")
+    result = ansible.run("github_runner_pool", args).result
+    assert len(result["pools"][0]["created"]) == 1
+    ansible.run("github_runner_pool", {**args, "state": "absent", "force": True})
+
+
+def test_pool_info_shows_joined_view(sandbox: t.Any, ansible: Ansible, core: Core) -> None:
+    pool = pool_dict(sandbox, min_idle=2)
+    ansible.run("github_runner_pool", pool_args(sandbox, pool))
+    core.wait_idle(pool["name"], 2)
+    sandbox.reset_counters()
+    info = ansible.run("github_runner_pool_info", pool_args(sandbox, pool)).result
+    assert info["changed"] is False
+    assert mutating(sandbox.counters()) == []
+    runners = info["pools"][0]["runners"]
+    assert [r["state"] for r in runners] == ["idle", "idle"]
+    assert all(r["vm_status"] == "ACTIVE" and r["github_status"] == "online" for r in runners)
+    ansible.run("github_runner_pool", pool_args(sandbox, pool, state="absent"))
+
+
+def test_runner_vm_present_and_absent_are_idempotent(sandbox: t.Any, ansible: Ansible, core: Core) -> None:
+    pool = pool_dict(sandbox)
+    name = f"it-{pool['name']}-00000000beef"
+    args = {"controller_id": "it", "name": name, "pool": pool}
+    assert ansible.run("openstack_runner_vm", args).result["changed"] is True
+    assert ansible.run("openstack_runner_vm", args).result["changed"] is False
+    assert [s["name"] for s in core.servers(pool["name"])] == [name]
+    absent = {**args, "state": "absent"}
+    assert ansible.run("openstack_runner_vm", absent).result["changed"] is True
+    assert ansible.run("openstack_runner_vm", absent).result["changed"] is False
+    assert core.servers(pool["name"]) == []
+    assert core.runners(pool["name"]) == []
+
+
+def test_runner_vm_rejects_a_name_the_pool_would_not_own(sandbox: t.Any, ansible: Ansible) -> None:
+    pool = pool_dict(sandbox)
+    run = ansible.run(
+        "openstack_runner_vm", {"controller_id": "it", "name": "someone-else", "pool": pool}, expect_failure=True
+    )
+    assert "name" in run.result["msg"]
+
+
+def test_openstack_cloud_server_info_lists_runner_vms(sandbox: t.Any, ansible: Ansible) -> None:
+    pool = pool_dict(sandbox, min_idle=2)
+    ansible.run("github_runner_pool", pool_args(sandbox, pool))
+    playbook_module = "openstack.cloud.server_info"
+    result = ansible.run_fqcn(playbook_module, {"filters": {"tags": f"ghr-pool={pool['name']}"}}).result
+    names = sorted(s["name"] for s in result["servers"])
+    assert len(names) == 2 and all(n.startswith(f"it-{pool['name']}-") for n in names)
+    ansible.run("github_runner_pool", pool_args(sandbox, pool, state="absent", force=True))

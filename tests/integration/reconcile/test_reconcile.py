@@ -1,0 +1,264 @@
+"""Reconcile against the sandbox with the real clients: jobs, safety invariants, faults, API budget."""
+
+from __future__ import annotations
+
+import threading
+import time
+import typing as t
+
+import pytest
+
+from tests.integration.reconcile.conftest import Core, mutating, pool_dict
+
+
+def served(sandbox: t.Any, repository: str) -> list[dict[str, t.Any]]:
+    return [j for j in sandbox.control.get("/jobs")["jobs"] if j["repository"] == repository]
+
+
+def assert_no_busy_runner_killed(sandbox: t.Any) -> None:
+    """The sandbox's own event log: no VM deleted under a busy runner, no busy runner deleted."""
+    killed_vms = [e for e in sandbox.events("server_delete") if e.get("runner_busy")]
+    killed_runners = [e for e in sandbox.events("runner_delete") if e.get("busy_at_delete")]
+    assert killed_vms == [] and killed_runners == []
+
+
+def reconcile_until(core: Core, pool: dict[str, t.Any], done: t.Callable[[], bool], rounds: int = 40) -> int:
+    """Reconcile repeatedly (as a schedule would) until `done`; checks max_runners after every round."""
+    for round_ in range(1, rounds + 1):
+        report = core.reconcile([pool])
+        assert report.errors == []
+        assert len(core.servers(pool["name"])) <= pool["max_runners"]
+        if done():
+            return round_
+        time.sleep(0.3)
+    raise AssertionError(f"not done after {rounds} reconciles")
+
+
+def test_jobs_are_served_within_max_runners_and_pool_empties(sandbox: t.Any, core: Core) -> None:
+    label = "jobs5"
+    pool = pool_dict(sandbox, labels=["self-hosted", label], min_idle=1, max_runners=3)
+    core.reconcile([pool])
+    core.wait_idle(pool["name"], 1)
+    repo = sandbox.env["GITHUB_REPOSITORY"]
+    before = {j["id"] for j in served(sandbox, repo)}
+    sandbox.control.post("/jobs", {"repository": repo, "labels": ["self-hosted", label], "duration": 0.3, "count": 5})
+
+    def all_done() -> bool:
+        jobs = [j for j in served(sandbox, repo) if j["id"] not in before]
+        return len(jobs) == 5 and all(j["status"] == "completed" for j in jobs)
+
+    reconcile_until(core, pool | {"min_idle": 3}, all_done)
+    # Reconciles delete every VM whose job finished; what remains is booting or serving.
+    finished: list[str] = []
+
+    def only_live_vms_left() -> bool:
+        report = core.reconcile([pool])
+        finished.extend(report.pools[0].execution.deleted.get("finished", []))
+        return all(s["status"] in ("BUILD", "ACTIVE") for s in core.servers(pool["name"]))
+
+    core.wait_for("finished VMs deleted", only_live_vms_left)
+    assert finished, "no VM was deleted as finished"
+
+    core.reconcile([pool], mode="absent")
+    core.wait_for("pool empty", lambda: core.servers(pool["name"]) == [] and core.runners(pool["name"]) == [])
+    assert_no_busy_runner_killed(sandbox)
+
+
+def test_busy_runners_survive_scale_down_absent_and_flush(sandbox: t.Any, core: Core) -> None:
+    label = "busykeep"
+    pool = pool_dict(sandbox, labels=["self-hosted", label], min_idle=2, max_runners=4)
+    core.reconcile([pool])
+    core.wait_idle(pool["name"], 2)
+    repo = sandbox.env["GITHUB_REPOSITORY"]
+    sandbox.control.post("/jobs", {"repository": repo, "labels": ["self-hosted", label], "duration": 3.0, "count": 2})
+    core.wait_for("both runners busy", lambda: sum(r["busy"] for r in core.runners(pool["name"])) == 2)
+
+    scaled = core.reconcile([pool | {"min_idle": 0}])  # scale down to 0 idle: busy ones stay
+    assert scaled.pools[0].plan.delete == ()
+    flushed = core.reconcile([pool], mode="flushed")
+    assert sorted(flushed.pools[0].plan.deferred) == sorted(r["name"] for r in core.runners(pool["name"]) if r["busy"])
+    absent = core.reconcile([pool], mode="absent")
+    assert len(absent.pools[0].plan.deferred) == 2
+    assert sum(r["busy"] for r in core.runners(pool["name"])) == 2
+    assert_no_busy_runner_killed(sandbox)
+
+    # Once the jobs are done, absent removes everything.
+    def emptied() -> bool:
+        core.reconcile([pool], mode="absent")
+        return core.servers(pool["name"]) == [] and core.runners(pool["name"]) == []
+
+    core.wait_for("pool empty after jobs", emptied, timeout=30)
+    assert_no_busy_runner_killed(sandbox)
+
+
+def test_two_concurrent_reconciles_never_exceed_max_runners(sandbox: t.Any, core: Core) -> None:
+    pool = pool_dict(sandbox, min_idle=3, max_runners=3)
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            core.reconcile([pool])
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert len(core.servers(pool["name"])) == 3
+    assert len(core.runners(pool["name"])) == 3
+    core.reconcile([pool], mode="absent", force=True)
+
+
+def test_steady_state_with_100_runners_lists_once(sandbox: t.Any, core: Core) -> None:
+    pool = pool_dict(sandbox, min_idle=100, max_runners=100, create_concurrency=16)
+    core.reconcile([pool])
+    core.wait_idle(pool["name"], 100, timeout=60)
+    sandbox.reset_counters()
+    report = core.reconcile([pool])
+    assert not report.changed
+    counters = sandbox.counters()
+    assert mutating(counters) == []
+    github_gets = sum(c["count"] for c in counters if c["service"] == "github" and c["method"] == "GET")
+    nova_lists = sum(c["count"] for c in counters if c["service"] == "nova" and c["route"].startswith("/servers"))
+    # Other runners of the scope may exist from earlier tests: one page per 100 runners of the scope.
+    total_runners = len(sandbox.control.get("/state")["github"]["runners"])
+    assert github_gets == -(-total_runners // 100)
+    assert nova_lists == 1
+    core.reconcile([pool], mode="absent", force=True)
+
+
+@pytest.mark.parametrize("fault", ["server_error", "runner_never_online"])
+def test_failed_runners_are_replaced_without_leaks(sandbox: t.Any, core: Core, fault: str) -> None:
+    pool = pool_dict(sandbox, min_idle=2, bootstrap_timeout=1.5)
+    sandbox.add_fault(kind=fault, count=1)
+    core.reconcile([pool])
+    time.sleep(2.0)  # past bootstrap_timeout
+    healed = core.reconcile([pool])
+    deleted = healed.pools[0].execution.deleted
+    assert sum(len(v) for v in deleted.values()) == 1, deleted
+    core.wait_idle(pool["name"], 2)
+    assert len(core.servers(pool["name"])) == 2
+    assert len(core.runners(pool["name"])) == 2
+    core.reconcile([pool], mode="absent", force=True)
+
+
+def test_runner_lost_mid_job_is_replaced(sandbox: t.Any, core: Core) -> None:
+    label = "lostjob"
+    pool = pool_dict(sandbox, labels=["self-hosted", label], min_idle=1, offline_grace=0.5)
+    core.reconcile([pool])
+    core.wait_idle(pool["name"], 1)
+    sandbox.add_fault(kind="runner_offline_mid_job", count=1)
+    repo = sandbox.env["GITHUB_REPOSITORY"]
+    sandbox.control.post("/jobs", {"repository": repo, "labels": ["self-hosted", label], "duration": 30.0})
+    core.wait_for("runner offline", lambda: any(r["status"] == "offline" for r in core.runners(pool["name"])))
+    core.reconcile([pool])  # sees it offline: starts the grace
+    time.sleep(0.7)
+
+    def healed() -> bool:
+        core.reconcile([pool])
+        runners = core.runners(pool["name"])
+        return len(runners) == 1 and runners[0]["status"] == "online"
+
+    core.wait_for("lost runner replaced", healed, timeout=30)
+    assert len(core.servers(pool["name"])) == 1
+    core.reconcile([pool], mode="absent", force=True)
+
+
+def test_orphans_on_both_sides_are_cleaned(sandbox: t.Any, core: Core) -> None:
+    pool = pool_dict(sandbox, min_idle=2, registration_grace=0.5)
+    core.reconcile([pool])
+    core.wait_idle(pool["name"], 2)
+    runners = core.runners(pool["name"])
+    github = core.github()
+    cloud = core.cloud()
+    spec = core.spec(pool)
+    # One runner loses its VM, another VM loses its runner.
+    vm_of = {s["name"]: s["id"] for s in core.servers(pool["name"])}
+    cloud.delete_server(vm_of[runners[0]["name"]])
+    assert github.delete_runner(spec.scope, runners[1]["id"]) == "deleted"
+    time.sleep(0.7)
+
+    def healed() -> bool:
+        core.reconcile([pool])
+        names = sorted(r["name"] for r in core.runners(pool["name"]) if r["status"] == "online")
+        return len(names) == 2 and names == sorted(s["name"] for s in core.servers(pool["name"]))
+
+    core.wait_for("both orphans replaced", healed)
+    core.reconcile([pool], mode="absent", force=True)
+
+
+def test_nova_500_on_create_leaves_no_runner_record(sandbox: t.Any, core: Core) -> None:
+    pool = pool_dict(sandbox, min_idle=1)
+    sandbox.add_fault(kind="status", service="nova", method="POST", route="/servers", status=500, count=1)
+    report = core.reconcile([pool])
+    assert report.errors and "HTTP 500" in report.errors[0]
+    assert core.runners(pool["name"]) == []
+    assert core.servers(pool["name"]) == []
+    second = core.reconcile([pool])
+    assert second.errors == [] and len(second.pools[0].execution.created) == 1
+    core.reconcile([pool], mode="absent", force=True)
+
+
+def test_quota_exceeded_gives_clear_error_without_retry_storm(sandbox: t.Any, core: Core) -> None:
+    pool = pool_dict(sandbox, min_idle=4, create_concurrency=1)
+    sandbox.add_fault(kind="quota_exceeded", count=None)
+    sandbox.reset_counters()
+    report = core.reconcile([pool])
+    sandbox.clear_faults()
+    assert len(report.errors) == 1 and "Quota exceeded" in report.errors[0]
+    creates = [c for c in sandbox.counters() if c["service"] == "nova" and c["method"] == "POST"]
+    assert sum(c["count"] for c in creates) == 1
+    assert core.runners(pool["name"]) == []
+    core.reconcile([pool], mode="absent", force=True)
+
+
+def test_delete_404_and_422_are_told_apart(sandbox: t.Any, core: Core) -> None:
+    pool = pool_dict(sandbox, min_idle=1)
+    core.reconcile([pool])
+    core.wait_idle(pool["name"], 1)
+    runner = core.runners(pool["name"])[0]
+    scope = core.spec(pool).scope
+    github = core.github()
+    sandbox.add_fault(kind="status", service="github", method="DELETE", route="*", status=422, count=1)
+    # A 422 leaves the VM: the runner is reported as skipped, not deleted.
+    report = core.reconcile([pool], mode="absent")
+    assert report.pools[0].execution.skipped_busy == [runner["name"]]
+    assert len(core.servers(pool["name"])) == 1
+    # A 404 (already gone) lets the VM go.
+    assert github.delete_runner(scope, runner["id"]) == "deleted"
+    assert github.delete_runner(scope, runner["id"]) == "not_found"
+    core.reconcile([pool], mode="absent")
+    assert core.servers(pool["name"]) == []
+
+
+def test_rate_limit_with_short_reset_waits_then_succeeds(sandbox: t.Any, core: Core) -> None:
+    pool = pool_dict(sandbox, min_idle=1)
+    reset = int(time.time()) + 2
+    sandbox.add_fault(
+        kind="status",
+        service="github",
+        method="GET",
+        route="*",
+        status=403,
+        count=1,
+        body={"message": "API rate limit exceeded", "documentation_url": "https://docs.github.com/rest"},
+        headers={"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": str(reset)},
+    )
+    report = core.reconcile([pool])
+    assert report.errors == [] and len(report.pools[0].execution.created) == 1
+    core.reconcile([pool], mode="absent", force=True)
+
+
+def test_api_hang_fires_the_timeout(sandbox: t.Any, core: Core) -> None:
+    from ansible_collections.selfhosted.github_runners.plugins.module_utils._errors import GithubError
+
+    pool = pool_dict(sandbox, min_idle=1)
+    sandbox.add_fault(kind="hang", service="github", method="GET", route="*", count=None, hang_seconds=8)
+    github = core.github(timeout=1)
+    with pytest.raises(GithubError) as raised:
+        github.list_runners(core.spec(pool).scope)
+    sandbox.clear_faults()
+    assert "timed out" in str(raised.value).lower() or "timeout" in str(raised.value).lower()
