@@ -252,7 +252,7 @@ def _scope(section: _Section, path: str) -> Scope:
     key = given[0]
     value = _text(section.get(key), f"{path}.{key}")
     if key == "repository":
-        owner, _, repo = value.partition("/")
+        owner, _slash, repo = value.partition("/")
         if not (_LOGIN_RE.fullmatch(owner) and _REPO_RE.fullmatch(repo)) or repo in {".", ".."}:
             raise ConfigError(f"{path}.repository", f"must be owner/repo, got {value!r}")
         return Scope(ScopeKind.REPOSITORY, value)

@@ -198,10 +198,10 @@ class GithubClient:
         self._requester = self._gh.requester
 
     def _pygithub_auth(self, auth: GithubAuth) -> t.Any:
-        if not auth.is_app:
-            assert auth.token is not None
+        if auth.token is not None:
             return Auth.Token(auth.token)
-        assert auth.app_id is not None and auth.private_key is not None and auth.installation_id is not None
+        if auth.app_id is None or auth.private_key is None or auth.installation_id is None:
+            raise ConfigError("github_auth", "give a token, or all of app_id, private_key and installation_id")
         app = Auth.AppAuth(auth.app_id, auth.private_key)
         try:
             app.create_jwt()  # fail now, without a request, if the key cannot sign
@@ -439,7 +439,7 @@ class GithubClient:
         """Register a just-in-time runner; returns it and its encoded JIT config (a secret)."""
         path = self._path(scope, "actions", "runners", "generate-jitconfig")
         body = {"name": name, "runner_group_id": runner_group_id, "labels": list(labels), "work_folder": work_folder}
-        _, data = self._request("generate_jit_config", "POST", path, body=body)
+        data = self._request("generate_jit_config", "POST", path, body=body)[1]
         try:
             runner, config = _runner_from_json(data["runner"]), str(data["encoded_jit_config"])
         except (KeyError, TypeError, ValueError):
@@ -465,7 +465,7 @@ class GithubClient:
     def get_job(self, repository: str, job_id: int) -> t.Dict[str, t.Any]:
         """The workflow job `job_id` of `owner/repo`."""
         scope = Scope(ScopeKind.REPOSITORY, repository)
-        _, data = self._request("get_job", "GET", self._path(scope, "actions", "jobs", job_id))
+        data = self._request("get_job", "GET", self._path(scope, "actions", "jobs", job_id))[1]
         return dict(data or {})
 
     def list_queued_jobs(

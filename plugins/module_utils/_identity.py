@@ -16,7 +16,10 @@ import re
 import secrets
 import typing as t
 
-from ansible_collections.selfhosted.github_runners.plugins.module_utils._config import parse_controller_id, parse_pool_name
+from ansible_collections.selfhosted.github_runners.plugins.module_utils._config import (
+    parse_controller_id,
+    parse_pool_name,
+)
 
 GHR_RUNNER_ID = "ghr_runner_id"
 GHR_CREATED_AT = "ghr_created_at"
@@ -53,7 +56,8 @@ def runner_name(controller_id: str, pool: str, token: t.Optional[str] = None) ->
     if not _SUFFIX_RE.fullmatch(suffix):
         raise ValueError(f"runner name token must be {SUFFIX_LENGTH} lower-case hex digits, got {suffix!r}")
     name = name_prefix(controller_id, pool) + suffix
-    assert len(name) <= MAX_NAME_LENGTH  # guaranteed by the 20-character id and pool limits
+    if len(name) > MAX_NAME_LENGTH:  # cannot happen with the 20-character id and pool limits
+        raise ValueError(f"runner name {name!r} is longer than {MAX_NAME_LENGTH} characters")
     return name
 
 

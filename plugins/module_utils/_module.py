@@ -18,9 +18,9 @@ from ansible_collections.selfhosted.github_runners.plugins.module_utils._argspec
     CONTROLLER,
     GITHUB_AUTH,
     LOCKING,
-    github_credentials,
     OPENSTACK_AUTH,
     ArgSpec,
+    github_credentials,
 )
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._errors import ConfigError, RunnerError
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._github import (

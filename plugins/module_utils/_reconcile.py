@@ -41,7 +41,6 @@ from ansible_collections.selfhosted.github_runners.plugins.module_utils._state i
     observe,
 )
 
-
 LockFactory = t.Callable[[str], PoolLock]
 
 

@@ -181,7 +181,8 @@ def _state(
     if runner is not None and runner.busy:
         return RunnerState.BUSY
     if vm is None:
-        assert runner is not None
+        if runner is None:
+            raise ValueError("a runner view needs a VM or a GitHub runner")
         if age is None or age >= timing.registration_grace:
             return RunnerState.ORPHAN
         state = RunnerState.IDLE if runner.online else RunnerState.BOOTING

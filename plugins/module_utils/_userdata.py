@@ -91,7 +91,8 @@ def render_user_data(pool: PoolSpec, jit_config: str) -> str:
     options = pool.user_data
     parts = [_HEADER.format(pool=pool.name), _environment(pool)]
     if options.runner.tarball_url is not None:
-        assert options.runner.tarball_sha256 is not None  # enforced by the pool spec
+        if options.runner.tarball_sha256 is None:  # the pool spec enforces it; never fetch unchecked code
+            raise RunnerError("runner.tarball_url needs runner.tarball_sha256")
         parts.append(
             _TARBALL.format(
                 url=shlex.quote(options.runner.tarball_url), sha256=shlex.quote(options.runner.tarball_sha256)

@@ -14,7 +14,7 @@ description:
     just-in-time runners until the pool has O(pools[].min_idle) idle runners, never more than O(pools[].max_runners).
   - A busy runner is never deleted unless O(force=true); GitHub is asked first and a VM is deleted only after GitHub
     deleted or no longer knows its runner.
-  - Run it on a schedule (cron, systemd timer, AWX) with the P(selfhosted.github_runners.reconcile#playbook) playbook.
+  - Run it on a schedule (cron, systemd timer, AWX) with the C(selfhosted.github_runners.reconcile) playbook.
 options:
   state:
     description:
@@ -59,7 +59,7 @@ attributes:
     membership:
       - selfhosted.github_runners.github_runners
 author:
-  - selfhosted.github_runners contributors
+  - selfhosted.github_runners contributors (@selfhosted)
 """
 
 EXAMPLES = r"""

@@ -32,7 +32,7 @@ attributes:
     membership:
       - selfhosted.github_runners.github_runners
 author:
-  - selfhosted.github_runners contributors
+  - selfhosted.github_runners contributors (@selfhosted)
 """
 
 EXAMPLES = r"""

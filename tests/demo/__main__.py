@@ -34,7 +34,7 @@ def read_env(path: pathlib.Path) -> dict[str, str]:
     env = {}
     for line in path.read_text().splitlines():
         if "=" in line and not line.lstrip().startswith("#"):
-            key, _, value = line.partition("=")
+            key, _eq, value = line.partition("=")
             env[key.strip()] = value.strip().strip("'\"")
     return env
 
@@ -47,7 +47,7 @@ class Control:
         data = None if body is None else json.dumps(body).encode()
         req = urllib.request.Request(self.url + path, data=data, method=method)
         req.add_header("Content-Type", "application/json")
-        with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310 - the sandbox on loopback
+        with urllib.request.urlopen(req, timeout=10) as resp:
             raw = resp.read()
         return json.loads(raw) if raw else None
 
@@ -72,7 +72,8 @@ def pools(env: dict[str, str]) -> list[dict[str, object]]:
 def playbook(env: dict[str, str], name: str, vars_file: pathlib.Path, *extra: str) -> dict[str, object]:
     result_file = WORK / "result.json"
     result_file.unlink(missing_ok=True)
-    cmd = [str(BIN / "ansible-playbook"), str(PLAYBOOKS / name), "-e", f"@{vars_file}", "-e", f"demo_result={result_file}"]
+    cmd = [str(BIN / "ansible-playbook"), str(PLAYBOOKS / name), "-e", f"@{vars_file}"]
+    cmd += ["-e", f"demo_result={result_file}"]
     subprocess.run([*cmd, *extra], env=env, check=True)
     return json.loads(result_file.read_text()) if result_file.exists() else {}
 
@@ -98,7 +99,9 @@ def main() -> int:
         return run_demo(sandbox_dir)
     finally:
         say("Stopping the sandbox")
-        subprocess.run([sys.executable, "-m", "tests.sandbox", "down", "--dir", str(sandbox_dir)], cwd=ROOT, check=False)
+        subprocess.run(
+            [sys.executable, "-m", "tests.sandbox", "down", "--dir", str(sandbox_dir)], cwd=ROOT, check=False
+        )
 
 
 def run_demo(sandbox_dir: pathlib.Path) -> int:
@@ -116,7 +119,11 @@ def run_demo(sandbox_dir: pathlib.Path) -> int:
     vars_file = WORK / "pools.yml"
     vars_file.write_text(
         yaml.safe_dump(
-            {"reconcile_controller_id": "demo", "reconcile_pools": pools(sandbox_env), "reconcile_lock_dir": str(WORK / "locks")}
+            {
+                "reconcile_controller_id": "demo",
+                "reconcile_pools": pools(sandbox_env),
+                "reconcile_lock_dir": str(WORK / "locks"),
+            }
         )
     )
     say("Runners by state before anything ran")

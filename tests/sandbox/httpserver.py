@@ -187,6 +187,9 @@ class Service:
 
 class _Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in two writes; without TCP_NODELAY the body waits for the
+    # client's delayed ACK (~40 ms) on every keep-alive request.
+    disable_nagle_algorithm = True
     service: Service  # set on the per-server subclass
 
     def log_message(self, format: str, *args: t.Any) -> None:

@@ -21,8 +21,8 @@ from ansible_collections.selfhosted.github_runners.plugins.module_utils._lock im
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._openstack import CloudClient, CloudOptions
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._reconcile import (
     ReconcileOptions,
-    ReconcileReport,
     Reconciler,
+    ReconcileReport,
 )
 
 ROOT = pathlib.Path(__file__).resolve().parents[3]
@@ -73,7 +73,9 @@ class Core:
 
     def github(self, timeout: float = 5.0, **kwargs: t.Any) -> GithubClient:
         env = self.sandbox.env
-        return GithubClient(GithubAuth(token=env["GITHUB_TOKEN"]), api_url=env["GITHUB_API_URL"], timeout=timeout, **kwargs)
+        return GithubClient(
+            GithubAuth(token=env["GITHUB_TOKEN"]), api_url=env["GITHUB_API_URL"], timeout=timeout, **kwargs
+        )
 
     def cloud(self, timeout: float = 5.0) -> CloudClient:
         return CloudClient.connect(CloudOptions(cloud=self.sandbox.env["OS_CLOUD"], api_timeout=timeout))
@@ -96,11 +98,7 @@ class Core:
     def servers(self, pool: str) -> list[dict[str, t.Any]]:
         state = self.sandbox.control.get("/state")
         tag = f"ghr-pool={pool}"
-        return [
-            s
-            for s in state["openstack"]["servers"]
-            if tag in s.get("tags", []) and s.get("status") != "DELETED"
-        ]
+        return [s for s in state["openstack"]["servers"] if tag in s.get("tags", []) and s.get("status") != "DELETED"]
 
     def runners(self, pool: str) -> list[dict[str, t.Any]]:
         state = self.sandbox.control.get("/state")
@@ -201,7 +199,11 @@ class Ansible:
                     },
                     {
                         "name": "save result",
-                        "ansible.builtin.copy": {"content": "{{ out | to_json }}", "dest": str(result_file), "mode": "0600"},
+                        "ansible.builtin.copy": {
+                            "content": "{{ out | to_json }}",
+                            "dest": str(result_file),
+                            "mode": "0600",
+                        },
                         "check_mode": False,
                         "diff": False,
                     },

@@ -34,7 +34,7 @@ NAME_RE = re.compile(r"ci-small-[0-9a-f]{12}")
 
 
 def test_runner_name_shape_and_randomness() -> None:
-    names = {runner_name("ci", "small") for _ in range(50)}
+    names = {runner_name("ci", "small") for _attempt in range(50)}
     assert len(names) == 50
     assert all(NAME_RE.fullmatch(name) for name in names)
     assert runner_name("ci", "small", "0123456789ab") == "ci-small-0123456789ab"

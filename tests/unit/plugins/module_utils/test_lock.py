@@ -79,7 +79,7 @@ def test_threads_never_overlap_inside_the_lock(tmp_path: pathlib.Path) -> None:
 
     def work() -> None:
         nonlocal inside, overlaps
-        for _ in range(5):
+        for _attempt in range(5):
             with FileLock(path, timeout=30, poll_interval=0.005):
                 with guard:
                     inside += 1
@@ -88,7 +88,7 @@ def test_threads_never_overlap_inside_the_lock(tmp_path: pathlib.Path) -> None:
                 with guard:
                     inside -= 1
 
-    threads = [threading.Thread(target=work) for _ in range(4)]
+    threads = [threading.Thread(target=work) for _attempt in range(4)]
     for th in threads:
         th.start()
     for th in threads:
@@ -200,7 +200,7 @@ def test_expired_lease_is_taken_over_and_the_old_holder_learns_it(mongodb: Mongo
 def test_lease_renewal_keeps_it(mongodb: MongoServer, lease_collection: str) -> None:
     first = lease(mongodb, lease_collection, owner="host-a:1", ttl=0.5)
     with first:
-        for _ in range(3):
+        for _attempt in range(3):
             time.sleep(0.2)
             first.renew()
         with pytest.raises(LockError):
@@ -236,7 +236,7 @@ def test_concurrent_leases_never_overlap(mongodb: MongoServer, lease_collection:
 
     def work() -> None:
         nonlocal inside, overlaps, acquired
-        for _ in range(3):
+        for _attempt in range(3):
             with lease(mongodb, lease_collection, wait_timeout=30):
                 with guard:
                     inside += 1
@@ -246,7 +246,7 @@ def test_concurrent_leases_never_overlap(mongodb: MongoServer, lease_collection:
                 with guard:
                     inside -= 1
 
-    threads = [threading.Thread(target=work) for _ in range(3)]
+    threads = [threading.Thread(target=work) for _attempt in range(3)]
     for th in threads:
         th.start()
     for th in threads:

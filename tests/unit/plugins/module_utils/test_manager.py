@@ -103,7 +103,7 @@ def test_vm_deleted_only_after_github_answered(clients: tuple[FakeGithub, FakeCl
     vm = cloud.add(runner.name, "small", status="SHUTOFF", runner_id=runner.id)
     plan = Plan("small", 0, 0, 0, (Deletion(runner.name, DeleteReason.FINISHED, vm.id, runner.id),))
     executor.execute(make_pool(), plan)
-    ops = [op for op, _ in github.log + cloud.log]
+    ops = [entry[0] for entry in github.log + cloud.log]
     assert ops.index("delete_runner") < ops.index("delete_server")
     assert result_is_clean(github, cloud)
 

@@ -178,7 +178,7 @@ def test_flushed_with_force_replaces_busy_runners_too() -> None:
 
 # --- properties -------------------------------------------------------------------
 
-ALL_STATES = list(RunnerState)
+ALL_STATES = tuple(RunnerState)
 
 
 @st.composite
