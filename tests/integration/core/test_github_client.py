@@ -62,7 +62,7 @@ def test_list_runners_costs_one_request_per_100_runners(
     sandbox: SandboxHandle, gh: GithubClient, runner_name: t.Callable[[], str]
 ) -> None:
     scope = Scope(ScopeKind.REPOSITORY, f"{sandbox.env['GITHUB_ORG']}/infra")
-    created = [gh.generate_jit_config(scope, runner_name(), ["self-hosted", "itgh"], 1)[0] for _ in range(250)]
+    created = [gh.generate_jit_config(scope, runner_name(), ["self-hosted", "itgh"], 1)[0] for _unused in range(250)]
     try:
         sandbox.reset_counters()
         listed = gh.list_runners(scope)
@@ -105,7 +105,7 @@ def test_duplicate_name_is_an_error_with_githubs_message(
     gh: GithubClient, repo: Scope, runner_name: t.Callable[[], str]
 ) -> None:
     name = runner_name()
-    runner, _ = gh.generate_jit_config(repo, name, ["self-hosted"], 1)
+    runner, _unused = gh.generate_jit_config(repo, name, ["self-hosted"], 1)
     try:
         with pytest.raises(GithubError) as info:
             gh.generate_jit_config(repo, name, ["self-hosted"], 1)
@@ -306,7 +306,7 @@ def test_secondary_rate_limit_waits_for_retry_after(
         match={"method": "POST", "route": JIT},
     )
     sandbox.reset_counters()
-    runner, _ = gh.generate_jit_config(repo, runner_name(), ["self-hosted"], 1)
+    runner, _unused = gh.generate_jit_config(repo, runner_name(), ["self-hosted"], 1)
     assert github_calls(sandbox, "POST", JIT) == 2
     assert gh.delete_runner(repo, runner.id) == "deleted"
 
@@ -348,7 +348,7 @@ def test_no_secret_in_errors(fresh_sandbox_state: SandboxHandle, repo: Scope, ru
     bad = GithubClient(GithubAuth(token="ghp_" + "x" * 36), api_url=env["GITHUB_API_URL"], timeout=5)
     capture(lambda: bad.list_runners(repo))
     client = make_client(sandbox, timeout=1, retry=RetryPolicy(attempts=1))
-    _, config = client.generate_jit_config(repo, name := runner_name(), ["self-hosted"], 1)
+    _unused, config = client.generate_jit_config(repo, name := runner_name(), ["self-hosted"], 1)
     secrets.append(config)
     capture(lambda: client.generate_jit_config(repo, name, ["self-hosted"], 1))  # 409
     sandbox.add_fault(kind="status", service="github", status=500, count=1)

@@ -127,7 +127,7 @@ def test_list_servers_is_one_filtered_request(
 def test_listing_follows_novas_pages_only(
     sandbox: SandboxHandle, cloud: CloudClient, servers: Servers, ids: dict[str, str]
 ) -> None:
-    made = {servers.create() for _ in range(3)}
+    made = {servers.create() for _unused in range(3)}
     sandbox.set_config({"openstack.max_limit": 2})
     sandbox.reset_counters()
     assert {vm.id for vm in cloud.list_servers(ids["controller"], ids["pool"])} == made
@@ -142,7 +142,7 @@ def test_creates_resolve_flavor_image_and_network_once(
     servers.create()
     lookups = sandbox.calls("nova", "GET") + sandbox.calls("glance") + sandbox.calls("neutron")
     assert lookups > 0
-    for _ in range(4):
+    for _unused in range(4):
         servers.create()
     assert sandbox.calls("nova", "POST", SERVERS) == 5
     assert sandbox.calls("nova", "GET") + sandbox.calls("glance") + sandbox.calls("neutron") == lookups

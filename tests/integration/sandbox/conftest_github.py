@@ -97,7 +97,7 @@ class GithubWorld:
     def jit(self, scope: str, labels: list[str], name: str | None = None, **extra: t.Any) -> dict[str, t.Any]:
         """A JIT runner in `scope` ("/repos/o/r" or "/orgs/o"), deleted again when the test ends."""
         body = {"name": name or unique("r"), "runner_group_id": 1, "labels": labels, **extra}
-        _, data = self.github().requester.requestJsonAndCheck(
+        _unused, data = self.github().requester.requestJsonAndCheck(
             "POST", f"{scope}/actions/runners/generate-jitconfig", input=body
         )
         self._runners.append((scope, int(data["runner"]["id"])))
@@ -111,7 +111,7 @@ class GithubWorld:
         self.control.post("/runner-agents", {"encoded_jit_config": encoded, "name": name})
 
     def runner(self, scope: str, runner_id: int) -> dict[str, t.Any]:
-        _, data = self.github().requester.requestJsonAndCheck("GET", f"{scope}/actions/runners/{runner_id}")
+        _unused, data = self.github().requester.requestJsonAndCheck("GET", f"{scope}/actions/runners/{runner_id}")
         return t.cast(dict[str, t.Any], data)
 
     def wait_online(self, scope: str, runner_id: int) -> None:

@@ -196,7 +196,7 @@ def test_jit_config_without_runner_group_is_422(gh: github.Github) -> None:
 def test_listing_pages_of_100_with_link_headers(gw: GithubWorld, gh: github.Github) -> None:
     scope = f"/repos/{OTHER_REPO}"
     before = gh.get_repo(OTHER_REPO).get_self_hosted_runners().totalCount
-    names = {gw.jit(scope, ["self-hosted", "paging"])["runner"]["name"] for _ in range(230)}
+    names = {gw.jit(scope, ["self-hosted", "paging"])["runner"]["name"] for _unused in range(230)}
     total = before + len(names)
     calls = gw.calls("GET", "/repos/{owner}/{repo}/actions/runners")
     listed = list(gw.github(per_page=100).get_repo(OTHER_REPO).get_self_hosted_runners())
@@ -209,13 +209,13 @@ def test_listing_pages_of_100_with_link_headers(gw: GithubWorld, gh: github.Gith
     assert data["total_count"] == total
     assert 'rel="prev"' in headers["link"]
     assert 'rel="first"' in headers["link"]
-    _, data = gh.requester.requestJsonAndCheck("GET", f"{scope}/actions/runners", parameters={"per_page": 500})
+    _unused, data = gh.requester.requestJsonAndCheck("GET", f"{scope}/actions/runners", parameters={"per_page": 500})
     assert len(data["runners"]) == 100  # per_page is capped at 100
 
 
 def test_list_filter_by_name(gw: GithubWorld, gh: github.Github) -> None:
     name = gw.jit(REPO_SCOPE, ["self-hosted"])["runner"]["name"]
-    _, data = gh.requester.requestJsonAndCheck("GET", f"{REPO_SCOPE}/actions/runners", parameters={"name": name})
+    _unused, data = gh.requester.requestJsonAndCheck("GET", f"{REPO_SCOPE}/actions/runners", parameters={"name": name})
     assert data["total_count"] == 1
     assert data["runners"][0]["name"] == name
 
@@ -236,24 +236,24 @@ def test_registration_and_remove_tokens(gh: github.Github) -> None:
     for token in (org.create_self_hosted_runner_registration_token(), org.create_self_hosted_runner_remove_token()):
         assert token.token
         assert token.expires_at.timestamp() > time.time()
-    _, data = gh.requester.requestJsonAndCheck("POST", f"{REPO_SCOPE}/actions/runners/registration-token")
+    _unused, data = gh.requester.requestJsonAndCheck("POST", f"{REPO_SCOPE}/actions/runners/registration-token")
     assert data["token"]
     assert data["expires_at"]
 
 
 def test_runner_groups(gh: github.Github) -> None:
-    _, data = gh.requester.requestJsonAndCheck("GET", f"{ORG_SCOPE}/actions/runner-groups")
+    _unused, data = gh.requester.requestJsonAndCheck("GET", f"{ORG_SCOPE}/actions/runner-groups")
     assert data["total_count"] == len(data["runner_groups"]) >= 1
     default = [g for g in data["runner_groups"] if g["default"]]
     assert [(g["id"], g["name"]) for g in default] == [(1, "Default")]
-    _, group = gh.requester.requestJsonAndCheck("GET", f"{ORG_SCOPE}/actions/runner-groups/1")
+    _unused, group = gh.requester.requestJsonAndCheck("GET", f"{ORG_SCOPE}/actions/runner-groups/1")
     assert group["name"] == "Default"
     with pytest.raises(github.UnknownObjectException):
         gh.requester.requestJsonAndCheck("GET", f"{ORG_SCOPE}/actions/runner-groups/42")
 
 
 def test_org_runners_join_any_org_group_repo_runners_only_the_default(gw: GithubWorld, gh: github.Github) -> None:
-    _, data = gh.requester.requestJsonAndCheck("GET", f"{ORG_SCOPE}/actions/runner-groups")
+    _unused, data = gh.requester.requestJsonAndCheck("GET", f"{ORG_SCOPE}/actions/runner-groups")
     other = next(g["id"] for g in data["runner_groups"] if not g["default"])
     runner = gw.jit(ORG_SCOPE, ["self-hosted"], runner_group_id=other)["runner"]
     assert runner["runner_group_id"] == other
@@ -385,7 +385,7 @@ def test_garbage_and_tampered_jit_configs_are_rejected(gw: GithubWorld, gh: gith
 
 # Rate limits ----------------------------------------------------------------------------------------------
 def test_rate_limit_headers_and_rate_limit_endpoint(gh: github.Github) -> None:
-    headers, _ = gh.requester.requestJsonAndCheck("GET", REPO_SCOPE)
+    headers, _unused = gh.requester.requestJsonAndCheck("GET", REPO_SCOPE)
     assert headers["x-ratelimit-limit"] == "5000"
     assert headers["x-ratelimit-resource"] == "core"
     used = int(headers["x-ratelimit-used"])
@@ -400,7 +400,7 @@ def test_primary_rate_limit_exhausted(gw: GithubWorld) -> None:
     used = client.get_rate_limit().resources.core.used  # also fetches the installation token
     gw.set_config(github__rate_limit=used + 2)
     with pytest.raises(github.RateLimitExceededException) as err:
-        for _ in range(5):
+        for _unused in range(5):
             client.get_repo(REPO)
     assert err.value.status == 403
     assert err.value.headers["x-ratelimit-remaining"] == "0"
@@ -488,12 +488,12 @@ def test_workflow_job_webhooks_are_signed_and_unique(gw: GithubWorld, receiver: 
     gw.start_agent(data["encoded_jit_config"], name)
     job = gw.enqueue(REPO, ["self-hosted", label], duration=0.1)["jobs"][0]
     got = wait_for(lambda: len(receiver.for_job(job["id"])) == 3 and receiver.for_job(job["id"]), what="3 hooks")
-    assert [p["action"] for _, p in got] == ["queued", "in_progress", "completed"]
+    assert [p["action"] for _unused, p in got] == ["queued", "in_progress", "completed"]
     assert got[2][1]["workflow_job"]["conclusion"] == "success"
     assert got[1][1]["workflow_job"]["runner_name"] == name
     assert got[0][1]["repository"]["full_name"] == REPO
-    assert len({h["x-github-delivery"] for h, _ in got}) == 3
-    assert {h["x-github-event"] for h, _ in got} == {"workflow_job"}
+    assert len({h["x-github-delivery"] for h, _unused in got}) == 3
+    assert {h["x-github-event"] for h, _unused in got} == {"workflow_job"}
     for headers, body in receiver.requests:
         expected = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
         assert hmac.compare_digest(headers["x-hub-signature-256"], expected)
@@ -502,7 +502,7 @@ def test_workflow_job_webhooks_are_signed_and_unique(gw: GithubWorld, receiver: 
 def test_default_secret_is_the_sandbox_secret(gw: GithubWorld, receiver: Receiver) -> None:
     gw.subscribe(receiver.url)
     job = gw.enqueue(OTHER_REPO, ["self-hosted", unique("secret")])["jobs"][0]
-    headers, _ = wait_for(lambda: receiver.for_job(job["id"]), what="a delivery")[0]
+    headers, _unused = wait_for(lambda: receiver.for_job(job["id"]), what="a delivery")[0]
     body = receiver.requests[-1][1]
     secret = gw.env["GITHUB_WEBHOOK_SECRET"].encode()
     assert headers["x-hub-signature-256"] == "sha256=" + hmac.new(secret, body, hashlib.sha256).hexdigest()
@@ -524,7 +524,7 @@ def test_failed_delivery_is_recorded_not_retried_and_can_be_redelivered(gw: Gith
     assert again["redelivery"] is True
     assert again["guid"] == failed[0]["guid"]
     wait_for(lambda: len(receiver.for_job(job["id"])) == 2, what="redelivery")
-    first, second = (h["x-github-delivery"] for h, _ in receiver.for_job(job["id"]))
+    first, second = (h["x-github-delivery"] for h, _unused in receiver.for_job(job["id"]))
     assert first == second
 
 

@@ -79,7 +79,7 @@ def exercise(gw: GithubWorld) -> None:
     # Runners, in both scopes.
     for scope in (f"/repos/{REPO}", f"/orgs/{ORG}"):
         label = unique("v")
-        created = [gw.jit(scope, ["self-hosted", label], work_folder="_work") for _ in range(3)]
+        created = [gw.jit(scope, ["self-hosted", label], work_folder="_work") for _unused in range(3)]
         names = [c["runner"]["name"] for c in created]
         jit = f"{scope}/actions/runners/generate-jitconfig"
 

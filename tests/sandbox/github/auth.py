@@ -74,7 +74,7 @@ class Credentials:
         """The caller, None when anonymous; raises 401 on credentials GitHub would refuse."""
         if not authorization:
             return None
-        scheme, _, value = authorization.strip().partition(" ")
+        scheme, _unused, value = authorization.strip().partition(" ")
         value = value.strip()
         if scheme.lower() not in ("token", "bearer") or not value:
             raise HttpError(401, "Bad credentials")

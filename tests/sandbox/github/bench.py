@@ -63,7 +63,7 @@ def run(ctx: BenchContext) -> dict[str, float]:
 
     def register(i: int) -> tuple[str, str]:
         name = f"bench-{i:05d}"
-        _, data = client().requester.requestJsonAndCheck(
+        _unused, data = client().requester.requestJsonAndCheck(
             "POST",
             f"/repos/{REPO}/actions/runners/generate-jitconfig",
             input={"name": name, "runner_group_id": 1, "labels": LABELS},
@@ -92,7 +92,7 @@ def run(ctx: BenchContext) -> dict[str, float]:
     gh = client()
     ctx.control("POST", "/counters/reset")
     timings = []
-    for _ in range(5):
+    for _unused in range(5):
         t0 = time.perf_counter()
         listed = list(gh.get_repo(REPO).get_self_hosted_runners())
         timings.append(time.perf_counter() - t0)
@@ -106,7 +106,7 @@ def run(ctx: BenchContext) -> dict[str, float]:
     results["list_runner_pages_per_listing"] = pages / 5
 
     started = time.perf_counter()
-    for _ in range(-(-count // 100)):
+    for _unused in range(-(-count // 100)):
         ctx.control("POST", "/jobs", {"repository": REPO, "labels": LABELS, "count": 100, "duration": 0.5})
     _wait(lambda: not runners(), 300)  # each runner took one job, completed it and was removed
     results["jobs_done_runners_gone_after_s"] = time.perf_counter() - started

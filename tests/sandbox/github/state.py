@@ -110,7 +110,7 @@ class GithubState:
 
     def tick(self, now: float) -> None:
         while self._timers and self._timers[0][0] <= now:
-            _, _, fn = heapq.heappop(self._timers)
+            _unused, _unused, fn = heapq.heappop(self._timers)
             fn(now)
         if self._dirty:
             self._dirty = False
