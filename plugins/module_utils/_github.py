@@ -33,8 +33,10 @@ from ansible_collections.selfhosted.github_runners.plugins.module_utils._errors 
 )
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._model import (
     GithubRunner,
+    QueuedJob,
     Scope,
     ScopeKind,
+    job_matches,
 )
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._retry import RetryPolicy
 
@@ -94,26 +96,6 @@ class GithubAuth:
 
     def secrets(self) -> t.Tuple[str, ...]:
         return tuple(s for s in (self.token, self.private_key) if s)
-
-
-@dataclasses.dataclass(frozen=True)
-class QueuedJob:
-    """A queued workflow job (for backfilling lost webhooks)."""
-
-    id: int
-    run_id: int
-    repository: str  # owner/repo
-    labels: t.Tuple[str, ...]
-    created_at: t.Optional[str] = None
-
-
-def job_matches(job_labels: t.Iterable[str], runner_labels: t.Iterable[str]) -> bool:
-    """True when a runner with `runner_labels` can take a job asking for `job_labels` (case-insensitive).
-
-    GitHub gives every self-hosted runner the `self-hosted` label.
-    """
-    have = {label.casefold() for label in runner_labels} | {"self-hosted"}
-    return all(label.casefold() in have for label in job_labels)
 
 
 def _runner_from_json(data: t.Mapping[str, t.Any]) -> GithubRunner:
@@ -471,12 +453,12 @@ class GithubClient:
     def list_queued_jobs(
         self,
         scope: Scope,
-        labels: t.Sequence[str],
+        labels: t.Optional[t.Sequence[str]],
         repositories: t.Optional[t.Sequence[str]] = None,
     ) -> t.List[QueuedJob]:
-        """Queued jobs that a runner with `labels` could take: queued runs, then their jobs.
+        """Queued jobs that a runner with `labels` could take (all with None): queued runs, then their jobs.
 
-        Costs one request per page of queued runs per repository plus one per run, so it is
+        Costs two requests (queued and in-progress runs) per repository plus one per run, so it is
         for backfilling lost webhooks now and then, not for every reconcile. For an
         organization without `repositories`, its repositories are listed first.
         """
@@ -492,11 +474,17 @@ class GithubClient:
         for repository in repositories:
             repo = Scope(ScopeKind.REPOSITORY, repository)
             runs_path = self._path(repo, "actions", "runs")
-            for run in self._paginate("list_queued_runs", runs_path, "workflow_runs", {"status": "queued"}):
+            # A run with one job started is in_progress while its other jobs still queue.
+            runs = [
+                run
+                for status in ("queued", "in_progress")
+                for run in self._paginate("list_queued_runs", runs_path, "workflow_runs", {"status": status})
+            ]
+            for run in runs:
                 jobs_path = self._path(repo, "actions", "runs", int(run["id"]), "jobs")
                 for job in self._paginate("list_run_jobs", jobs_path, "jobs"):
                     job_labels = tuple(str(label) for label in job.get("labels") or ())
-                    if job.get("status") == "queued" and job_matches(job_labels, labels):
+                    if job.get("status") == "queued" and (labels is None or job_matches(job_labels, labels)):
                         jobs.append(
                             QueuedJob(
                                 id=int(job["id"]),

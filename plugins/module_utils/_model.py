@@ -151,3 +151,23 @@ class Plan:
     @property
     def empty(self) -> bool:
         return self.create == 0 and not self.delete
+
+
+@dataclasses.dataclass(frozen=True)
+class QueuedJob:
+    """A queued workflow job (for backfilling lost webhooks)."""
+
+    id: int
+    run_id: int
+    repository: str  # owner/repo
+    labels: t.Tuple[str, ...]
+    created_at: t.Optional[str] = None
+
+
+def job_matches(job_labels: t.Iterable[str], runner_labels: t.Iterable[str]) -> bool:
+    """True when a runner with `runner_labels` can take a job asking for `job_labels` (case-insensitive).
+
+    GitHub gives every self-hosted runner the `self-hosted` label.
+    """
+    have = {label.casefold() for label in runner_labels} | {"self-hosted"}
+    return all(label.casefold() in have for label in job_labels)

@@ -11,7 +11,12 @@ from __future__ import annotations
 import typing as t
 
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._config import PoolSpec
-from ansible_collections.selfhosted.github_runners.plugins.module_utils._model import GithubRunner, Scope, VmInfo
+from ansible_collections.selfhosted.github_runners.plugins.module_utils._model import (
+    GithubRunner,
+    QueuedJob,
+    Scope,
+    VmInfo,
+)
 
 DeleteRunnerResult = t.Literal["deleted", "not_found", "busy"]
 DeleteServerResult = t.Literal["deleted", "not_found"]
@@ -32,6 +37,10 @@ class GithubPort(t.Protocol):
     def delete_runner(self, scope: Scope, runner_id: int) -> DeleteRunnerResult: ...
 
     def runner_group_id(self, scope: Scope, name: t.Optional[str]) -> int: ...
+
+    def list_queued_jobs(
+        self, scope: Scope, labels: t.Optional[t.Sequence[str]], repositories: t.Optional[t.Sequence[str]] = None
+    ) -> t.List[QueuedJob]: ...
 
 
 class CloudPort(t.Protocol):

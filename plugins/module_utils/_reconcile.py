@@ -32,6 +32,7 @@ from ansible_collections.selfhosted.github_runners.plugins.module_utils._model i
     RunnerView,
     Scope,
     VmInfo,
+    job_matches,
 )
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._planner import plan_pool
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._ports import CloudPort, GithubPort
@@ -50,6 +51,8 @@ class ReconcileOptions:
     mode: Mode = "present"
     force: bool = False
     check_mode: bool = False
+    # Ask GitHub for queued jobs and size pools for them (costs requests per repository and run).
+    count_queued_jobs: bool = False
 
 
 @dataclasses.dataclass
@@ -188,8 +191,13 @@ class Reconciler:
                 for pool in sorted(pools, key=lambda p: p.name)
             }
             snapshot = Snapshot(self.github, self.cloud, options.controller_id, pools)
+            queued = (
+                queued_jobs_per_pool(self.github, pools)
+                if options.count_queued_jobs and options.mode == "present"
+                else {}
+            )
             for pool in pools:
-                reports.append(self._reconcile_pool(pool, snapshot, held[pool.name], options))
+                reports.append(self._reconcile_pool(pool, snapshot, held[pool.name], options, queued.get(pool.name, 0)))
         api_calls = {
             "github": total_calls(self.github) - start_calls["github"],
             "openstack": total_calls(self.cloud) - start_calls["openstack"],
@@ -197,7 +205,7 @@ class Reconciler:
         return ReconcileReport(reports, api_calls, options.check_mode)
 
     def _reconcile_pool(
-        self, pool: PoolSpec, snapshot: Snapshot, lock: PoolLock, options: ReconcileOptions
+        self, pool: PoolSpec, snapshot: Snapshot, lock: PoolLock, options: ReconcileOptions, queued_jobs: int = 0
     ) -> PoolReport:
         started = time.monotonic()
         now = self.clock()
@@ -206,13 +214,27 @@ class Reconciler:
         history = RunnerHistory.from_dict(state.get("history") or {})
         history = observe(history, runners, now)
         views = derive_states(snapshot.vms(pool), runners, now, pool.timing, history)
-        plan = plan_pool(pool, views, mode=options.mode, force=options.force)
+        plan = plan_pool(pool, views, mode=options.mode, queued_jobs=queued_jobs, force=options.force)
         if options.check_mode:
             execution = ExecutionResult()
         else:
             execution = PlanExecutor(self.github, self.cloud, options.controller_id, self.clock).execute(pool, plan)
             lock.save_state({**state, "history": history.to_dict()})
         return PoolReport(pool.name, plan, views, execution, time.monotonic() - started)
+
+
+def queued_jobs_per_pool(github: GithubPort, pools: t.Sequence[PoolSpec]) -> t.Dict[str, int]:
+    """Queued jobs per pool: each job counts once, for the first pool (in the given order) that can take it."""
+    counts: t.Dict[str, int] = {pool.name: 0 for pool in pools}
+    scopes: t.Dict[Scope, t.List[PoolSpec]] = collections.defaultdict(list)
+    for pool in pools:
+        scopes[pool.scope].append(pool)
+    for scope, scope_pools in scopes.items():
+        for job in sorted(github.list_queued_jobs(scope, None), key=lambda j: j.id):
+            taker = next((p for p in scope_pools if job_matches(job.labels, p.labels)), None)
+            if taker is not None:
+                counts[taker.name] += 1
+    return counts
 
 
 def runner_info(view: RunnerView) -> t.Dict[str, t.Any]:

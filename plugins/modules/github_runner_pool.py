@@ -29,6 +29,15 @@ options:
       - Delete busy runners too (their jobs fail). Only with O(state=absent) or O(state=flushed).
     type: bool
     default: false
+  count_queued_jobs:
+    description:
+      - Also size each pool for the jobs queued on GitHub that its labels can take (each job counts for the first
+        such pool in O(pools)), so that jobs are served without webhooks.
+      - Costs requests per run, per scope: two per repository (organizations: plus the repository listing) and one
+        per queued or running workflow run. Leave it off when the reactive path serves queued jobs.
+      - Only with O(state=present).
+    type: bool
+    default: false
   wait:
     description:
       - After reconciling, wait until every pool has at least O(pools[].min_idle) idle runners.
@@ -187,6 +196,7 @@ ARGUMENT_SPEC = dict(
     POOLS,
     state=dict(type="str", default="present", choices=["present", "absent", "flushed"]),
     force=dict(type="bool", default=False),
+    count_queued_jobs=dict(type="bool", default=False),
     wait=dict(type="bool", default=False),
     wait_timeout=dict(type="int", default=600),
 )
@@ -200,7 +210,13 @@ def main():
         pools = parse_pools(params["pools"])
         controller_id = parse_controller_id(params["controller_id"])
         reconciler = Reconciler(module.github(), module.cloud(), module.locks())
-        options = ReconcileOptions(controller_id, params["state"], params["force"], module.check_mode)
+        options = ReconcileOptions(
+            controller_id,
+            params["state"],
+            params["force"],
+            module.check_mode,
+            count_queued_jobs=params["count_queued_jobs"],
+        )
         report = reconciler.run(pools, options)
         result = dict(changed=report.changed, **report.as_dict())
         if module.module._diff:

@@ -22,10 +22,12 @@ def assert_no_busy_runner_killed(sandbox: t.Any) -> None:
     assert killed_vms == [] and killed_runners == []
 
 
-def reconcile_until(core: Core, pool: dict[str, t.Any], done: t.Callable[[], bool], rounds: int = 40) -> int:
+def reconcile_until(
+    core: Core, pool: dict[str, t.Any], done: t.Callable[[], bool], rounds: int = 40, **options: t.Any
+) -> int:
     """Reconcile repeatedly (as a schedule would) until `done`; checks max_runners after every round."""
     for round_ in range(1, rounds + 1):
-        report = core.reconcile([pool])
+        report = core.reconcile([pool], **options)
         assert report.errors == []
         assert len(core.servers(pool["name"])) <= pool["max_runners"]
         if done():
@@ -262,3 +264,20 @@ def test_api_hang_fires_the_timeout(sandbox: t.Any, core: Core) -> None:
         github.list_runners(core.spec(pool).scope)
     sandbox.clear_faults()
     assert "timed out" in str(raised.value).lower() or "timeout" in str(raised.value).lower()
+
+
+def test_queued_jobs_scale_the_pool_up_to_max_runners(sandbox: t.Any, core: Core) -> None:
+    label = "queuedscale"
+    pool = pool_dict(sandbox, labels=["self-hosted", label], min_idle=0, max_runners=3)
+    repo = sandbox.env["GITHUB_REPOSITORY"]
+    sandbox.control.post("/jobs", {"repository": repo, "labels": ["self-hosted", label], "duration": 0.2, "count": 5})
+    report = core.reconcile([pool], count_queued_jobs=True)
+    assert report.pools[0].plan.desired == 3  # 5 queued, capped by max_runners
+    assert len(report.pools[0].execution.created) == 3
+
+    def all_done() -> bool:
+        jobs = [j for j in served(sandbox, repo) if label in j["labels"]]
+        return len(jobs) == 5 and all(j["status"] == "completed" for j in jobs)
+
+    reconcile_until(core, pool, all_done, count_queued_jobs=True)
+    core.reconcile([pool], mode="absent", force=True)

@@ -11,7 +11,12 @@ import typing as t
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._config import PoolSpec
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._errors import CloudError, RunnerError
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._identity import GHR_RUNNER_ID, pool_tag
-from ansible_collections.selfhosted.github_runners.plugins.module_utils._model import GithubRunner, Scope, VmInfo
+from ansible_collections.selfhosted.github_runners.plugins.module_utils._model import (
+    GithubRunner,
+    QueuedJob,
+    Scope,
+    VmInfo,
+)
 
 NOW = datetime.datetime(2026, 1, 1, 12, 0, tzinfo=datetime.UTC)
 MUTATING = {"generate_jit_config", "delete_runner", "create_server", "delete_server"}
@@ -22,6 +27,7 @@ class FakeGithub:
         self.runners: dict[Scope, dict[int, GithubRunner]] = collections.defaultdict(dict)
         self.calls: collections.Counter[str] = collections.Counter()
         self.log: list[tuple[str, t.Any]] = []
+        self.queued: dict[Scope, list[QueuedJob]] = {}
         self._ids = itertools.count(1000)
         self._lock = threading.Lock()
 
@@ -61,6 +67,12 @@ class FakeGithub:
 
     def runner_group_id(self, scope: Scope, name: str | None) -> int:
         return 1
+
+    def list_queued_jobs(
+        self, scope: Scope, labels: t.Sequence[str] | None, repositories: t.Sequence[str] | None = None
+    ) -> list[QueuedJob]:
+        self._record("list_queued_jobs", scope)
+        return list(self.queued.get(scope, []))
 
 
 class FakeCloud:

@@ -5,7 +5,12 @@ from __future__ import annotations
 import dataclasses
 import datetime
 
-from ansible_collections.selfhosted.github_runners.plugins.module_utils._model import GithubRunner, Scope, ScopeKind
+from ansible_collections.selfhosted.github_runners.plugins.module_utils._model import (
+    GithubRunner,
+    QueuedJob,
+    Scope,
+    ScopeKind,
+)
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._reconcile import ReconcileOptions, Reconciler
 from tests.unit.plugins.module_utils.fakes import NOW, FakeCloud, FakeGithub, MemoryLock, mutating_calls
 from tests.unit.plugins.module_utils.test_manager import SCOPE, make_pool
@@ -96,3 +101,27 @@ def test_absent_defers_busy_runners_and_deletes_idle() -> None:
     assert pool.execution.deleted == {"absent": [idle.name]}
     assert [vm.name for vm in cloud.servers.values()] == [busy.name]
     assert list(github.runners[SCOPE].values()) == [GithubRunner(busy.id, busy.name, True, True, busy.labels)]
+
+
+def test_queued_jobs_size_the_pool_and_each_job_counts_once() -> None:
+    github, cloud, held = FakeGithub(), FakeCloud(), []
+    github.queued[SCOPE] = [
+        QueuedJob(i, 1, "octo-org/app", labels) for i, labels in enumerate([("small",), ("small",), ("gpu",), ("big",)])
+    ]
+    small = make_pool(name="small", labels=("self-hosted", "small"), min_idle=0, max_runners=5)
+    gpu = make_pool(name="gpu", labels=("self-hosted", "gpu"), min_idle=0, max_runners=5)
+    anything = make_pool(name="any", labels=("self-hosted", "small", "gpu"), min_idle=0, max_runners=5)
+    report = make_reconciler(github, cloud, held).run(
+        [small, gpu, anything], ReconcileOptions("ci1", count_queued_jobs=True)
+    )
+    created = {p.pool: len(p.execution.created) for p in report.pools}
+    assert created == {"small": 2, "gpu": 1, "any": 0}  # "big" fits no pool
+    assert github.calls["list_queued_jobs"] == 1  # once per scope
+
+
+def test_queued_jobs_are_not_asked_for_unless_enabled() -> None:
+    github, cloud, held = FakeGithub(), FakeCloud(), []
+    github.queued[SCOPE] = [QueuedJob(1, 1, "octo-org/app", ("small",))]
+    make_reconciler(github, cloud, held).run([make_pool(min_idle=0)], ReconcileOptions("ci1"))
+    assert github.calls["list_queued_jobs"] == 0
+    assert cloud.servers == {}
