@@ -20,7 +20,7 @@ export ANSIBLE_COLLECTIONS_PATH := $(abspath $(COLLECTIONS))
 export ANSIBLE_NOCOLOR := 1
 export PY_COLORS := 0
 
-.PHONY: help venv ferretdb lint sanity ansible-lint docs-check pytest units integration test demo bench clean
+.PHONY: help venv ferretdb schemas lint sanity ansible-lint docs-check pytest units integration test demo bench clean
 
 help:
 	@echo "make demo   - set up everything and run the reconcile playbook against the local sandbox"
@@ -41,6 +41,11 @@ $(STAMP): requirements.txt requirements-dev.txt
 ferretdb: $(if $(MONGODB_URI),,$(FERRETDB))
 $(FERRETDB): tests/sandbox/scripts/install-ferretdb.sh
 	bash tests/sandbox/scripts/install-ferretdb.sh $@
+
+# GitHub's OpenAPI description and webhook schemas (npm packages, cached in GHR_CACHE_DIR):
+# the sandbox validates every GitHub response and webhook of the test run against them.
+schemas: venv
+	$(BIN)/python -m tests.sandbox.openapi fetch
 
 lint: venv
 	$(BIN)/ruff check .
@@ -70,11 +75,11 @@ docs-check: venv
 units: venv
 	$(BIN)/python -m pytest tests/unit
 
-integration: venv ferretdb
+integration: venv ferretdb schemas
 	$(BIN)/python -m pytest tests/integration
 
 # Unit and integration tests in one pytest run, so its summary closes the output.
-pytest: venv ferretdb
+pytest: venv ferretdb schemas
 	$(BIN)/python -m pytest tests/unit tests/integration
 
 test: lint sanity ansible-lint docs-check pytest

@@ -109,6 +109,22 @@ def vm_from_server(server: t.Mapping[str, t.Any]) -> t.Optional[VmInfo]:
     )
 
 
+def _disable_sdk_retries(session: t.Any) -> None:
+    """Make our retry layer the only one, on the connection's keystoneauth session.
+
+    openstacksdk up to 4.14 retries every proxy request once on a connection failure
+    or timeout (`Proxy.request(connect_retries=1)`), whatever the connection options
+    say; a repeated server create after a timeout could boot a second VM.
+    """
+    original = session.request
+
+    def request(url: str, method: str, **kwargs: t.Any) -> t.Any:
+        kwargs["connect_retries"] = 0
+        return original(url, method, **kwargs)
+
+    session.request = request
+
+
 class CloudClient:
     """Runner VM operations on one OpenStack cloud. Thread-safe."""
 
@@ -129,6 +145,7 @@ class CloudClient:
         self._resolve_locks: t.Dict[t.Tuple[str, str], threading.Lock] = {}
         # Count every HTTP request the session makes (auth and version discovery included).
         conn.session.session.hooks["response"].append(self._on_response)
+        _disable_sdk_retries(conn.session)
 
     @classmethod
     def connect(cls, options: CloudOptions, **kwargs: t.Any) -> CloudClient:

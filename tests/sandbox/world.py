@@ -29,8 +29,7 @@ class Counters:
     def snapshot(self) -> list[dict[str, t.Any]]:
         with self._lock:
             return [
-                {"service": s, "method": m, "route": r, "count": c}
-                for (s, m, r), c in sorted(self._counts.items())
+                {"service": s, "method": m, "route": r, "count": c} for (s, m, r), c in sorted(self._counts.items())
             ]
 
     def reset(self) -> None:

@@ -190,6 +190,8 @@ class Ansible:
                 "hosts": "localhost",
                 "connection": "local",
                 "gather_facts": False,
+                # The modules need the Python that has the collection's requirements.
+                "vars": {"ansible_python_interpreter": "{{ ansible_playbook_python }}"},
                 "tasks": [
                     {
                         "name": "module under test",

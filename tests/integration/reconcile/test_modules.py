@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pathlib
 import typing as t
 
 from tests.integration.reconcile.conftest import Ansible, Core, mutating, pool_dict
@@ -55,7 +56,7 @@ def test_no_secret_in_results_or_verbose_output(sandbox: t.Any, ansible: Ansible
     pool = pool_dict(sandbox, min_idle=1)
     run = ansible.run("github_runner_pool", pool_args(sandbox, pool), verbosity=3, diff=True)
     info = ansible.run("github_runner_pool_info", pool_args(sandbox, pool), verbosity=3)
-    secrets = [sandbox.env["GITHUB_TOKEN"], *sandbox.jit_configs()]
+    secrets = [sandbox.env["GITHUB_TOKEN"], *sandbox.control.get("/jit-configs")["jit_configs"]]
     assert len(secrets) >= 2
     text = run.output + info.output + repr(run.result) + repr(info.result)
     for secret in secrets:
@@ -73,8 +74,11 @@ def test_app_auth_from_environment(sandbox: t.Any, ansible: Ansible) -> None:
         "github_app_installation_id": int(sandbox.env["GITHUB_APP_INSTALLATION_ID"]),
     }
     args.pop("github_token")
-    result = ansible.run("github_runner_pool", args).result
-    assert len(result["pools"][0]["created"]) == 1
+    run = ansible.run("github_runner_pool", args, verbosity=3)
+    assert len(run.result["pools"][0]["created"]) == 1
+    key_lines = pathlib.Path(sandbox.env["GITHUB_APP_PRIVATE_KEY_FILE"]).read_text().splitlines()[1:-1]
+    assert key_lines
+    assert not any(line in run.output for line in key_lines)
     ansible.run("github_runner_pool", {**args, "state": "absent", "force": True})
 
 
@@ -118,7 +122,11 @@ def test_openstack_cloud_server_info_lists_runner_vms(sandbox: t.Any, ansible: A
     pool = pool_dict(sandbox, min_idle=2)
     ansible.run("github_runner_pool", pool_args(sandbox, pool))
     playbook_module = "openstack.cloud.server_info"
-    result = ansible.run_fqcn(playbook_module, {"filters": {"tags": f"ghr-pool={pool['name']}"}}).result
-    names = sorted(s["name"] for s in result["servers"])
-    assert len(names) == 2 and all(n.startswith(f"it-{pool['name']}-") for n in names)
+    result = ansible.run_fqcn(playbook_module, {"name": f"it-{pool['name']}-*"}).result
+    servers = result["servers"]
+    assert len(servers) == 2
+    for server in servers:
+        assert server["name"].startswith(f"it-{pool['name']}-")
+        assert {"ghr-controller=it", f"ghr-pool={pool['name']}"} <= set(server["tags"])
+        assert server["metadata"]["ghr_runner_id"].isdigit()
     ansible.run("github_runner_pool", pool_args(sandbox, pool, state="absent", force=True))

@@ -9,6 +9,7 @@ GET  /deliveries          ?since=<delivery id> -> {deliveries}
 GET  /validation          -> {enabled, version, validated, violations}
 POST /runner-agents       {encoded_jit_config, name?} -> 201: a runner process without a VM
 GET  /runner-agents       -> {agents}
+GET  /jit-configs         -> {jit_configs}: every encoded JIT config issued (for leak checks)
 """
 
 from __future__ import annotations
@@ -153,3 +154,9 @@ def register(sim: GithubSim, router: Router) -> None:
     router.add("GET", "/validation", get_validation)
     router.add("POST", "/runner-agents", post_agent)
     router.add("GET", "/runner-agents", get_agents)
+
+    def get_jit_configs(req: Request) -> Response:
+        with world.lock:
+            return Response(200, {"jit_configs": list(sim.store.issued_jit_configs)})
+
+    router.add("GET", "/jit-configs", get_jit_configs)

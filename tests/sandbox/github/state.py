@@ -57,6 +57,8 @@ class GithubState:
         self.shapes = shapes
         self.webhooks = webhooks
         self.rng = random.Random(seed)
+        # Every JIT config handed out, so that tests can search their output for leaks.
+        self.issued_jit_configs: list[str] = []
         self.hooks: RunnerHooks = _NoHooks()
         self.installation_id = 0
         self.orgs: dict[str, Org] = {}
@@ -150,6 +152,7 @@ class GithubState:
             rng=self.rng,
         )
         self.world.events.add("runner_register", id=runner.id, name=name, scope=scope.key, labels=list(labels))
+        self.issued_jit_configs.append(encoded)
         return runner, encoded
 
     def delete_runner(self, runner: Runner, reason: str) -> None:
