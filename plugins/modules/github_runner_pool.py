@@ -33,7 +33,7 @@ options:
     description:
       - Also size each pool for the jobs queued on GitHub that its labels can take (each job counts for the first
         such pool in O(pools)), so that jobs are served without webhooks.
-      - Costs requests per run, per scope: two per repository (organizations: plus the repository listing) and one
+      - Costs requests on every run, for each scope, two per repository (for organizations, plus the repository listing) and one
         per queued or running workflow run. Leave it off when the reactive path serves queued jobs.
       - Only with O(state=present).
     type: bool
