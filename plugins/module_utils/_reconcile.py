@@ -40,6 +40,7 @@ from ansible_collections.selfhosted.github_runners.plugins.module_utils._state i
     RunnerHistory,
     derive_states,
     observe,
+    record_created,
 )
 
 LockFactory = t.Callable[[str], PoolLock]
@@ -219,6 +220,7 @@ class Reconciler:
             execution = ExecutionResult()
         else:
             execution = PlanExecutor(self.github, self.cloud, options.controller_id, self.clock).execute(pool, plan)
+            history = record_created(history, execution.created, now)
             lock.save_state({**state, "history": history.to_dict()})
         return PoolReport(pool.name, plan, views, execution, time.monotonic() - started)
 

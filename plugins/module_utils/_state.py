@@ -102,12 +102,24 @@ def observe(
     for runner in runners:
         name = runner.name
         first_seen[name] = old.first_seen.get(name, now)
-        if runner.online:
+        # A busy runner took a job, so it has been online even if no listing saw it so.
+        if runner.online or runner.busy or name in old.online_since:
             online_since[name] = old.online_since.get(name, now)
-        elif name in old.online_since:
-            online_since[name] = old.online_since[name]
-            offline_since[name] = old.offline_since.get(name, now)
+            if not runner.online:
+                offline_since[name] = old.offline_since.get(name, now)
     return RunnerHistory(first_seen=first_seen, online_since=online_since, offline_since=offline_since)
+
+
+def record_created(history: RunnerHistory, names: t.Iterable[str], when: datetime.datetime) -> RunnerHistory:
+    """The history with runners this reconcile created, so their age counts from their creation.
+
+    Without it, a runner whose VM vanished before the next listing would look new then,
+    and wait another registration_grace before it is cleaned up as an orphan.
+    """
+    first_seen = dict(history.first_seen)
+    for name in names:
+        first_seen.setdefault(name, when)
+    return dataclasses.replace(history, first_seen=first_seen)
 
 
 def derive_states(

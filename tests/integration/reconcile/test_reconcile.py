@@ -156,16 +156,20 @@ def test_runner_lost_mid_job_is_replaced(sandbox: t.Any, core: Core) -> None:
     repo = sandbox.env["GITHUB_REPOSITORY"]
     sandbox.control.post("/jobs", {"repository": repo, "labels": ["self-hosted", label], "duration": 30.0})
     core.wait_for("runner offline", lambda: any(r["status"] == "offline" for r in core.runners(pool["name"])))
-    core.reconcile([pool])  # sees it offline: starts the grace
-    time.sleep(0.7)
-
-    def healed() -> bool:
-        core.reconcile([pool])
-        runners = core.runners(pool["name"])
-        return len(runners) == 1 and runners[0]["status"] == "online"
-
-    core.wait_for("lost runner replaced", healed, timeout=30)
+    first = core.reconcile([pool])  # offline but still busy on GitHub: kept, its offline time noted
+    assert first.pools[0].plan.delete == ()
+    # GitHub fails the job after a while; the runner stays offline and is no longer busy.
+    core.wait_for("job failed", lambda: not any(r["busy"] for r in core.runners(pool["name"])))
+    time.sleep(0.6)  # past offline_grace
+    reports = [core.reconcile([pool])]
+    if not reports[0].pools[0].execution.deleted:
+        reports.append(core.reconcile([pool]))
+    deleted = [name for r in reports for name in r.pools[0].execution.deleted.get("lost", [])]
+    assert len(deleted) == 1, [r.pools[0].plan for r in reports]
+    core.wait_idle(pool["name"], 1)  # the replacement comes online; no further reconcile needed
     assert len(core.servers(pool["name"])) == 1
+    assert len(core.runners(pool["name"])) == 1
+    assert_no_busy_runner_killed(sandbox)
     core.reconcile([pool], mode="absent", force=True)
 
 
@@ -181,14 +185,14 @@ def test_orphans_on_both_sides_are_cleaned(sandbox: t.Any, core: Core) -> None:
     vm_of = {s["name"]: s["id"] for s in core.servers(pool["name"])}
     cloud.delete_server(vm_of[runners[0]["name"]])
     assert github.delete_runner(spec.scope, runners[1]["id"]) == "deleted"
-    time.sleep(0.7)
-
-    def healed() -> bool:
-        core.reconcile([pool])
-        names = sorted(r["name"] for r in core.runners(pool["name"]) if r["status"] == "online")
-        return len(names) == 2 and names == sorted(s["name"] for s in core.servers(pool["name"]))
-
-    core.wait_for("both orphans replaced", healed)
+    time.sleep(0.7)  # past registration_grace
+    report = core.reconcile([pool])  # one reconcile cleans both sides and replaces them
+    deleted = report.pools[0].execution.deleted
+    assert sorted(deleted) == ["finished", "orphan"], deleted
+    assert len(report.pools[0].execution.created) == 2
+    core.wait_idle(pool["name"], 2)
+    names = sorted(r["name"] for r in core.runners(pool["name"]))
+    assert names == sorted(s["name"] for s in core.servers(pool["name"]))
     core.reconcile([pool], mode="absent", force=True)
 
 

@@ -20,6 +20,7 @@ from ansible_collections.selfhosted.github_runners.plugins.module_utils._state i
     RunnerHistory,
     derive_states,
     observe,
+    record_created,
 )
 from tests.unit.plugins.module_utils.factories import NOW, TIMING, ago, gh, vm
 
@@ -304,3 +305,24 @@ def test_every_vm_and_runner_appears_once_and_busy_wins(
         if v.vm and v.github:
             assert v.vm.name == v.github.name == v.name
     assert views == derive_states(list(reversed(vms)), list(reversed(runners)), NOW, TIMING, hist)
+
+
+def test_offline_busy_runner_counts_as_once_online_and_its_offline_time_starts() -> None:
+    history = observe(None, [gh("r1", online=False, busy=True)], ago(400))
+    assert history.was_online("r1")
+    assert history.offline_since["r1"] == ago(400)
+    # Once GitHub frees it (job failed), it is lost after offline_grace, not "booting".
+    later = observe(history, [gh("r1", online=False, busy=False)], NOW)
+    [view] = derive_states([vm("r1", age=600)], [gh("r1")], NOW, TIMING, later)
+    assert view.state is RunnerState.LOST
+
+
+def test_created_runners_age_from_their_creation() -> None:
+    history = record_created(RunnerHistory(), ["r1"], ago(200))
+    # The VM vanished before any listing saw the runner: an orphan once registration_grace passed.
+    seen = observe(history, [gh("r1")], NOW)
+    [view] = derive_states([], [gh("r1")], NOW, TIMING, seen)
+    assert view.state is RunnerState.ORPHAN
+    # Without the record it would look new, and wait another registration_grace.
+    [fresh] = derive_states([], [gh("r1")], NOW, TIMING, observe(RunnerHistory(), [gh("r1")], NOW))
+    assert fresh.state is not RunnerState.ORPHAN
