@@ -278,17 +278,17 @@ def wait_for_idle(
     pools: t.Sequence[PoolSpec],
     controller_id: str,
     timeout: float,
-    invalidate: t.Callable[[], None] = lambda: None,
     sleep: t.Callable[[float], None] = time.sleep,
-    interval: float = 5.0,
+    max_interval: float = 5.0,
 ) -> t.Dict[str, int]:
     """Wait until every pool has at least `min_idle` idle runners; returns the idle counts.
 
-    Each poll costs one server listing and one runner listing per scope.
+    Each poll costs one server listing and one runner listing per scope; polls start
+    1 s apart (runners boot in seconds to minutes) and back off to `max_interval`.
     """
     deadline = time.monotonic() + timeout
+    interval = 1.0
     while True:
-        invalidate()
         counts = idle_counts(reconciler.view(pools, controller_id))
         if all(counts[p.name] >= p.min_idle for p in pools):
             return counts
@@ -297,3 +297,4 @@ def wait_for_idle(
             short = ", ".join(f"{p.name}: {counts[p.name]}/{p.min_idle} idle" for p in pools)
             raise TimeoutError(f"pools did not reach min_idle within {timeout:.0f}s ({short})")
         sleep(min(interval, remaining))
+        interval = min(interval * 2, max_interval)

@@ -224,9 +224,7 @@ def main():
         if report.errors:
             result.update(failed=True, msg="; ".join(report.errors))
         elif params["wait"] and not module.check_mode and params["state"] == "present":
-            result["idle"] = wait_for_idle(
-                reconciler, pools, controller_id, params["wait_timeout"], invalidate=module.github().invalidate
-            )
+            result["idle"] = wait_for_idle(reconciler, pools, controller_id, params["wait_timeout"])
         return result
 
     module.run(run)

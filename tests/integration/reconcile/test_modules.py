@@ -14,10 +14,10 @@ def pool_args(sandbox: t.Any, pool: dict[str, t.Any], **extra: t.Any) -> dict[st
 
 def test_pool_created_then_idempotent(sandbox: t.Any, ansible: Ansible, core: Core) -> None:
     pool = pool_dict(sandbox, min_idle=3)
-    first = ansible.run("github_runner_pool", pool_args(sandbox, pool)).result
+    first = ansible.run("github_runner_pool", pool_args(sandbox, pool, wait=True, wait_timeout=60)).result
     assert first["changed"] is True
     assert len(first["pools"][0]["created"]) == 3
-    core.wait_idle(pool["name"], 3)
+    assert first["idle"] == {pool["name"]: 3}  # wait: the module returned once they were online
 
     sandbox.reset_counters()
     second = ansible.run("github_runner_pool", pool_args(sandbox, pool)).result
@@ -100,6 +100,11 @@ def test_runner_vm_present_and_absent_are_idempotent(sandbox: t.Any, ansible: An
     pool = pool_dict(sandbox)
     name = f"it-{pool['name']}-00000000beef"
     args = {"controller_id": "it", "name": name, "pool": pool}
+    sandbox.reset_counters()
+    checked = ansible.run("openstack_runner_vm", args, check=True, diff=True).result
+    assert checked["changed"] is True
+    assert mutating(sandbox.counters()) == []
+    assert core.servers(pool["name"]) == []
     assert ansible.run("openstack_runner_vm", args).result["changed"] is True
     assert ansible.run("openstack_runner_vm", args).result["changed"] is False
     assert [s["name"] for s in core.servers(pool["name"])] == [name]

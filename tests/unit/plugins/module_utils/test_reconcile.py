@@ -5,13 +5,19 @@ from __future__ import annotations
 import dataclasses
 import datetime
 
+import pytest
+
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._model import (
     GithubRunner,
     QueuedJob,
     Scope,
     ScopeKind,
 )
-from ansible_collections.selfhosted.github_runners.plugins.module_utils._reconcile import ReconcileOptions, Reconciler
+from ansible_collections.selfhosted.github_runners.plugins.module_utils._reconcile import (
+    ReconcileOptions,
+    Reconciler,
+    wait_for_idle,
+)
 from tests.unit.plugins.module_utils.fakes import NOW, FakeCloud, FakeGithub, MemoryLock, mutating_calls
 from tests.unit.plugins.module_utils.test_manager import SCOPE, make_pool
 
@@ -125,3 +131,27 @@ def test_queued_jobs_are_not_asked_for_unless_enabled() -> None:
     make_reconciler(github, cloud, held).run([make_pool(min_idle=0)], ReconcileOptions("ci1"))
     assert github.calls["list_queued_jobs"] == 0
     assert cloud.servers == {}
+
+
+def test_wait_for_idle_polls_until_min_idle_then_returns_counts() -> None:
+    github, cloud, held = FakeGithub(), FakeCloud(), []
+    pool = make_pool(min_idle=2)
+    reconciler = make_reconciler(github, cloud, held)
+    reconciler.run([pool], ReconcileOptions("ci1"))
+    sleeps: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+        if len(sleeps) == 3:
+            bring_online(github)
+
+    assert wait_for_idle(reconciler, [pool], "ci1", timeout=60, sleep=sleep) == {"small": 2}
+    assert sleeps == [1.0, 2.0, 4.0]
+
+
+def test_wait_for_idle_times_out_with_the_counts() -> None:
+    github, cloud, held = FakeGithub(), FakeCloud(), []
+    pool = make_pool(min_idle=1)
+    reconciler = make_reconciler(github, cloud, held)
+    with pytest.raises(TimeoutError, match=r"small: 0/1 idle"):
+        wait_for_idle(reconciler, [pool], "ci1", timeout=0, sleep=lambda s: None)
