@@ -55,7 +55,7 @@ options:
     type: float
     default: 60
 requirements:
-  - PyGithub >= 2.1.1
+  - PyGithub >= 2.10.0
 notes:
   - A task that gives any App option authenticates as the App, taking the App options it does not give
     from the E(GITHUB_APP_*) environment variables.

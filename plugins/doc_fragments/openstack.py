@@ -51,5 +51,5 @@ options:
     type: int
     default: 60
 requirements:
-  - openstacksdk >= 1.0.0
+  - openstacksdk >= 4.14.0
 """
