@@ -235,7 +235,7 @@ class GithubClient:
         call = f"{method} {path}"
 
         def attempt() -> t.Tuple[t.Dict[str, t.Any], t.Any]:
-            if method not in ("GET", "HEAD"):
+            if method == "POST":  # deletions clean up: they may use the reserve
                 self._respect_floor(call)
             self._count(operation)
             try:
@@ -257,16 +257,18 @@ class GithubClient:
             raise GithubError(call, f"connection failed: {self._redact(str(exc))}") from None
 
     def _retryable(self, method: str, exc: BaseException) -> t.Optional[float]:
+        # A POST that may have been carried out (5xx, read timeout, connection lost after
+        # sending) is not repeated: a second JIT config would register a second runner.
+        idempotent = method in _IDEMPOTENT
         if isinstance(exc, GithubException):
             if exc.status >= 500:
-                return 0.0
+                return 0.0 if idempotent else None
             wait = self._rate_limit_wait(exc)
             return wait if wait is not None and wait <= self.max_rate_limit_wait else None
-        if isinstance(exc, requests.exceptions.ReadTimeout):
-            # The request may have been carried out; repeating a POST could register a second runner.
-            return 0.0 if method in _IDEMPOTENT else None
-        if isinstance(exc, requests.exceptions.ConnectionError):
-            return 0.0
+        if isinstance(exc, requests.exceptions.ConnectTimeout):
+            return 0.0  # nothing was sent
+        if isinstance(exc, (requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError)):
+            return 0.0 if idempotent else None
         return None
 
     def _rate_limit_wait(self, exc: GithubException) -> t.Optional[float]:
@@ -300,7 +302,7 @@ class GithubClient:
             self._remaining, self._reset_at = remaining, reset_at
 
     def _respect_floor(self, call: str) -> None:
-        """Before a mutating call: keep `rate_limit_floor` requests for listing and clean-up."""
+        """Before a creation: keep `rate_limit_floor` requests for listing and clean-up."""
         with self._lock:
             remaining, reset_at = self._remaining, self._reset_at
         if remaining is None or reset_at is None or remaining >= self.rate_limit_floor:
@@ -475,12 +477,13 @@ class GithubClient:
             repo = Scope(ScopeKind.REPOSITORY, repository)
             runs_path = self._path(repo, "actions", "runs")
             # A run with one job started is in_progress while its other jobs still queue.
-            runs = [
-                run
+            # Keyed by id: a run that starts between the two listings shows in both.
+            runs = {
+                int(run["id"]): run
                 for status in ("queued", "in_progress")
                 for run in self._paginate("list_queued_runs", runs_path, "workflow_runs", {"status": status})
-            ]
-            for run in runs:
+            }
+            for run in runs.values():
                 jobs_path = self._path(repo, "actions", "runs", int(run["id"]), "jobs")
                 for job in self._paginate("list_run_jobs", jobs_path, "jobs"):
                     job_labels = tuple(str(label) for label in job.get("labels") or ())

@@ -49,6 +49,9 @@ class PoolLock(t.Protocol):
 
     def save_state(self, state: t.Mapping[str, t.Any]) -> None: ...
 
+    def renew(self) -> None:
+        """Keep holding the lock (a lease expires unless renewed); LockError if it was lost."""
+
 
 def default_owner() -> str:
     """A holder name unique to this lock object: host, pid and a random part."""
@@ -141,6 +144,9 @@ class FileLock:
 
     def __exit__(self, *exc: object) -> None:
         self.release()
+
+    def renew(self) -> None:
+        """Nothing to do: an flock lasts until it is released or the process ends."""
 
     def load_state(self) -> t.Dict[str, t.Any]:
         """The saved state, {} when there is none (or it is unreadable: it is only history)."""

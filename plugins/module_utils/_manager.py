@@ -48,6 +48,7 @@ class ExecutionResult:
     created: t.List[str] = dataclasses.field(default_factory=list)
     deleted: t.Dict[str, t.List[str]] = dataclasses.field(default_factory=lambda: collections.defaultdict(list))
     skipped_busy: t.List[str] = dataclasses.field(default_factory=list)
+    undeleted: t.List[str] = dataclasses.field(default_factory=list)  # a deletion that failed
     errors: t.List[str] = dataclasses.field(default_factory=list)
 
     @property
@@ -67,9 +68,9 @@ class PlanExecutor:
         result = ExecutionResult()
         # Deletions first: they free quota and max_runners room for the creations.
         self._run_all(pool, [functools.partial(self._delete, pool, d, result) for d in plan.delete], result)
-        # A deletion GitHub refused (the runner took a job meanwhile) leaves its VM: create
-        # that many fewer, so the pool never goes past max_runners.
-        create = plan.create - len(result.skipped_busy)
+        # A deletion GitHub refused (the runner took a job meanwhile) or that failed leaves
+        # its runner: create that many fewer, so the pool never goes past max_runners.
+        create = plan.create - len(result.skipped_busy) - len(result.undeleted)
         if create > 0:
             self._create_all(pool, create, result)
         result.deleted = dict(result.deleted)
@@ -130,7 +131,12 @@ class PlanExecutor:
 
     # Deletion ----------------------------------------------------------------
     def _delete(self, pool: PoolSpec, deletion: Deletion, result: ExecutionResult) -> None:
-        outcome = self.delete_runner(pool, deletion)
+        try:
+            outcome = self.delete_runner(pool, deletion)
+        except RunnerError:
+            with self._lock:
+                result.undeleted.append(deletion.name)
+            raise
         with self._lock:
             if outcome == "busy":
                 result.skipped_busy.append(deletion.name)
@@ -141,7 +147,8 @@ class PlanExecutor:
         """GitHub first; the VM only after 204 or 404, or when a busy runner's deletion is forced."""
         if deletion.runner_id is not None:
             outcome = self.github.delete_runner(pool.scope, deletion.runner_id)
-            if outcome == "busy" and not deletion.busy:
+            # Forced, a busy runner loses its VM; a busy record without a VM cannot go yet.
+            if outcome == "busy" and (not deletion.busy or deletion.vm_id is None):
                 return "busy"
         if deletion.vm_id is not None:
             self.cloud.delete_server(deletion.vm_id)

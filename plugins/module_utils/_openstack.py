@@ -192,15 +192,13 @@ class CloudClient:
             return fn()
 
         def retryable(exc: BaseException) -> t.Optional[float]:
-            if isinstance(exc, os_exc.HttpException):
-                status = exc.status_code
-                if status == 503 or (status == 409 and idempotent):
-                    return 0.0
+            # A create that may have been carried out (503, timeout, connection lost after
+            # sending) is not repeated: it could boot a second VM with the same JIT config.
+            if not idempotent:
                 return None
-            if isinstance(exc, ks_exc.ConnectTimeout):
-                # A timed-out create may have been carried out; repeating it could boot a second VM.
-                return 0.0 if idempotent else None
-            if isinstance(exc, ks_exc.ConnectFailure):
+            if isinstance(exc, os_exc.HttpException):
+                return 0.0 if exc.status_code in (409, 503) else None
+            if isinstance(exc, (ks_exc.ConnectTimeout, ks_exc.ConnectFailure)):
                 return 0.0
             return None
 

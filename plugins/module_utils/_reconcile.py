@@ -198,6 +198,10 @@ class Reconciler:
                 else {}
             )
             for pool in pools:
+                # Leases run out while earlier pools are carried out: renew them all first,
+                # and stop (LockError) rather than act without the lock.
+                for lock in held.values():
+                    lock.renew()
                 reports.append(self._reconcile_pool(pool, snapshot, held[pool.name], options, queued.get(pool.name, 0)))
         api_calls = {
             "github": total_calls(self.github) - start_calls["github"],
@@ -212,9 +216,12 @@ class Reconciler:
         now = self.clock()
         runners = snapshot.runners(pool)
         state = lock.load_state()
-        history = RunnerHistory.from_dict(state.get("history") or {})
-        history = observe(history, runners, now)
-        views = derive_states(snapshot.vms(pool), runners, now, pool.timing, history)
+        previous = state.get("history")
+        history = observe(RunnerHistory.from_dict(previous or {}), runners, now)
+        # Without a saved history (a first run, or a lock store that does not persist, such as
+        # a fresh AWX container) ages are unknown: a runner without a VM counts as old, so an
+        # orphan is cleaned up now rather than never.
+        views = derive_states(snapshot.vms(pool), runners, now, pool.timing, history if previous else None)
         plan = plan_pool(pool, views, mode=options.mode, queued_jobs=queued_jobs, force=options.force)
         if options.check_mode:
             execution = ExecutionResult()

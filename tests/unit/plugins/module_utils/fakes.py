@@ -139,6 +139,9 @@ class MemoryLock:
     def __exit__(self, *exc: object) -> None:
         return None
 
+    def renew(self) -> None:
+        self.held.append(f"renew {self.key}")
+
     def load_state(self) -> dict[str, t.Any]:
         return dict(self.states.get(self.key, {}))
 

@@ -103,7 +103,12 @@ def exc(status: int, message: str, **headers: str) -> GithubException:
 def test_5xx_and_connection_failures_are_retried(client: GithubClient) -> None:
     import requests
 
-    assert client._retryable("POST", exc(502, "Bad Gateway")) == 0.0
+    assert client._retryable("GET", exc(502, "Bad Gateway")) == 0.0
+    assert client._retryable("DELETE", exc(503, "Unavailable")) == 0.0
+    # a POST answered 5xx or cut off after sending may have registered the runner: not repeated
+    assert client._retryable("POST", exc(502, "Bad Gateway")) is None
+    assert client._retryable("POST", requests.exceptions.ConnectionError()) is None
+    assert client._retryable("POST", requests.exceptions.ConnectTimeout()) == 0.0  # nothing was sent
     assert client._retryable("GET", requests.exceptions.ConnectionError()) == 0.0
     assert client._retryable("GET", requests.exceptions.ReadTimeout()) == 0.0
     # a POST that timed out may have registered the runner: not repeated

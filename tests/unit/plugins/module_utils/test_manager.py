@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import typing as t
+
 import pytest
 
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._config import PoolSpec
-from ansible_collections.selfhosted.github_runners.plugins.module_utils._errors import CloudError, QuotaExceededError
+from ansible_collections.selfhosted.github_runners.plugins.module_utils._errors import (
+    CloudError,
+    GithubError,
+    QuotaExceededError,
+)
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._manager import PlanExecutor
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._model import (
     DeleteReason,
@@ -121,3 +127,35 @@ def test_vm_without_listed_runner_is_deleted_without_asking_github(
 
 def result_is_clean(github: FakeGithub, cloud: FakeCloud) -> bool:
     return not github.runners[SCOPE] and not cloud.servers
+
+
+class FailingDeleteGithub(FakeGithub):
+    def delete_runner(self, scope: Scope, runner_id: int) -> t.Literal["deleted", "not_found", "busy"]:
+        self._record("delete_runner", runner_id)
+        raise GithubError(f"DELETE runners/{runner_id}", "Bad Gateway", 502)
+
+
+def test_failed_deletion_is_not_replaced_beyond_max_runners() -> None:
+    github, cloud = FailingDeleteGithub(), FakeCloud()
+    executor = PlanExecutor(github, cloud, "ci1", clock=lambda: NOW)
+    runner = github.add(SCOPE, "ci1-small-aaaaaaaaaaaa")
+    vm = cloud.add(runner.name, "small", runner_id=runner.id)
+    # The plan counted the expired runner as gone and wants one replacement.
+    plan = Plan("small", 1, 0, 1, (Deletion(runner.name, DeleteReason.EXPIRED, vm.id, runner.id),))
+    result = executor.execute(make_pool(max_runners=1), plan)
+    assert result.undeleted == [runner.name]
+    assert result.created == []
+    assert vm.id in cloud.servers
+    assert any("Bad Gateway" in e for e in result.errors)
+
+
+def test_forced_busy_record_without_vm_is_not_reported_deleted(
+    clients: tuple[FakeGithub, FakeCloud, PlanExecutor],
+) -> None:
+    github, _cloud, executor = clients
+    runner = github.add(SCOPE, "ci1-small-aaaaaaaaaaaa", online=False, busy=True)
+    plan = Plan("small", 0, 0, 0, (Deletion(runner.name, DeleteReason.ABSENT, None, runner.id, busy=True),))
+    result = executor.execute(make_pool(), plan)
+    assert result.deleted == {}
+    assert result.skipped_busy == [runner.name]
+    assert not result.changed

@@ -83,7 +83,10 @@ def test_pools_of_one_scope_share_one_runner_listing_and_lock_in_order() -> None
     make_reconciler(github, cloud, held).run(pools, ReconcileOptions("ci1"))
     assert github.calls["list_runners"] == 2  # one per scope, not per pool
     assert cloud.calls["list_servers"] == 1  # one per cloud
-    assert held == ["ci1-alpha", "ci1-org", "ci1-zeta"]
+    taken = [key for key in held if not key.startswith("renew ")]
+    assert taken == ["ci1-alpha", "ci1-org", "ci1-zeta"]
+    # Before each pool is carried out, every lease is renewed.
+    assert sum(key.startswith("renew ") for key in held) == 3 * 3
 
 
 def test_other_controllers_runners_are_never_touched() -> None:
@@ -155,3 +158,11 @@ def test_wait_for_idle_times_out_with_the_counts() -> None:
     reconciler = make_reconciler(github, cloud, held)
     with pytest.raises(TimeoutError, match=r"small: 0/1 idle"):
         wait_for_idle(reconciler, [pool], "ci1", timeout=0, sleep=lambda s: None)
+
+
+def test_runner_without_vm_is_an_orphan_when_no_history_was_kept() -> None:
+    github, cloud, held = FakeGithub(), FakeCloud(), []
+    leftover = github.add(SCOPE, "ci1-small-aaaaaaaaaaaa", online=False)
+    # A fresh lock store (e.g. a new AWX container): nothing says how old the record is.
+    report = make_reconciler(github, cloud, held).run([make_pool(min_idle=0)], ReconcileOptions("ci1"))
+    assert report.pools[0].execution.deleted == {"orphan": [leftover.name]}
