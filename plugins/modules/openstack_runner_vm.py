@@ -13,7 +13,8 @@ description:
     its user data; nothing happens when the VM exists.
   - V(absent) deletes the runner on GitHub first and the VM only after GitHub deleted it or no longer knows it.
     A busy runner is kept (the task fails) unless O(force=true).
-  - The name must start with C(<controller_id>-<pool name>-), so that the pool's reconciles own the runner.
+  - The name must be C(<controller_id>-<pool name>-) followed by 12 lower-case hex digits, so that the pool's
+    reconciles own the runner.
 options:
   name:
     description: Runner and VM name.
@@ -59,7 +60,7 @@ EXAMPLES = r"""
 - name: Create a runner for a one-off debugging session
   selfhosted.github_runners.openstack_runner_vm:
     controller_id: ci1
-    name: ci1-small-debug00000001
+    name: ci1-small-00000000d0b1
     pool:
       name: small
       repository: octo-org/app
@@ -71,7 +72,7 @@ EXAMPLES = r"""
 - name: Delete it again, waiting for nothing but GitHub's answer
   selfhosted.github_runners.openstack_runner_vm:
     controller_id: ci1
-    name: ci1-small-debug00000001
+    name: ci1-small-00000000d0b1
     pool: "{{ small_pool }}"
     state: absent
 """

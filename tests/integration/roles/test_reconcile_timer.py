@@ -61,7 +61,7 @@ def recap_changed(output: str) -> int:
 
 def test_timer_files_are_written_once_and_private(tmp_path: pathlib.Path) -> None:
     secret = "ghp_" + "s3cr3t" * 6
-    first = run_role(tmp_path, {"GITHUB_TOKEN": secret, "OS_CLOUD": "mycloud"})
+    first = run_role(tmp_path, {"GITHUB_TOKEN": secret, "OS_CLOUD": "mycloud", "ODD": 'a "quoted" \\ value'})
     assert recap_changed(first) > 0
     assert secret not in first
 
@@ -72,10 +72,11 @@ def test_timer_files_are_written_once_and_private(tmp_path: pathlib.Path) -> Non
     assert "selfhosted.github_runners.reconcile -e @" in service
     assert "NoNewPrivileges=true" in service and "ProtectSystem=strict" in service
     assert "OnUnitInactiveSec=3min" in timer
-    assert f"GITHUB_TOKEN={secret}" in env_file.read_text()
+    assert f'GITHUB_TOKEN="{secret}"' in env_file.read_text()
+    assert 'ODD="a \\"quoted\\" \\\\ value"' in env_file.read_text()  # systemd's double-quote escaping
     assert stat.S_IMODE(env_file.stat().st_mode) == 0o600
 
-    second = run_role(tmp_path, {"GITHUB_TOKEN": secret, "OS_CLOUD": "mycloud"})
+    second = run_role(tmp_path, {"GITHUB_TOKEN": secret, "OS_CLOUD": "mycloud", "ODD": 'a "quoted" \\ value'})
     assert recap_changed(second) == 0
 
     analyze = shutil.which("systemd-analyze")
