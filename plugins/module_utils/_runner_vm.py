@@ -37,7 +37,8 @@ def ensure_runner_vm(
         raise ConfigError(
             "name", f"must be {prefix!r} followed by 12 lower-case hex digits, so that the pool's reconciles own it"
         )
-    vms = [vm for vm in cloud.list_servers(controller_id, pool.name) if vm.name == name and vm.status != "DELETED"]
+    pool_vms = [vm for vm in cloud.list_servers(controller_id, pool.name) if vm.status != "DELETED"]
+    vms = [vm for vm in pool_vms if vm.name == name]
     runners = [r for r in github.list_runners(pool.scope) if r.name == name]
     views = derive_states(vms, runners, clock(), pool.timing)
     before = runner_info(views[0]) if views else None
@@ -45,6 +46,8 @@ def ensure_runner_vm(
     changed = False
     if state == "present":
         if not vms:
+            if len(pool_vms) >= pool.max_runners:
+                raise RunnerError(f"pool {pool.name} has {len(pool_vms)} VMs, its max_runners; {name} was not created")
             changed = True
             if not check_mode:
                 if runners:
@@ -58,7 +61,11 @@ def ensure_runner_vm(
         changed = True
         if not check_mode:
             runner_id = runners[0].id if runners else None
-            _delete(executor, pool, name, vms[0].id if vms else None, runner_id, busy, force)
+            # Every VM of that name goes (a duplicate left by an interrupted create, too).
+            vm_ids: t.List[t.Optional[str]] = [vm.id for vm in vms] or [None]
+            for vm_id in vm_ids:
+                _delete(executor, pool, name, vm_id, runner_id, busy, force)
+                runner_id = None  # GitHub answered for the first; the rest are VMs only
     after = None if state == "absent" else (before or {"name": name, "state": "booting"})
     return {"changed": changed, "runner": before, "diff": {"before": before or {}, "after": after or {}}}
 

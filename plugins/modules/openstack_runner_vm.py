@@ -15,6 +15,8 @@ description:
     A busy runner is kept (the task fails) unless O(force=true).
   - The name must be C(<controller_id>-<pool name>-) followed by 12 lower-case hex digits, so that the pool's
     reconciles own the runner.
+  - The task holds the pool's lock, as a reconcile does, and creates no VM when the pool already has
+    its C(max_runners).
 options:
   name:
     description: Runner and VM name.
@@ -37,6 +39,7 @@ options:
     default: false
 extends_documentation_fragment:
   - selfhosted.github_runners.pool
+  - selfhosted.github_runners.pool.LOCKING
   - selfhosted.github_runners.github
   - selfhosted.github_runners.openstack
   - ansible.builtin.action_common_attributes
@@ -101,20 +104,24 @@ ARGUMENT_SPEC = dict(
 
 
 def main():
-    module = RunnersModule(ARGUMENT_SPEC)
+    module = RunnersModule(ARGUMENT_SPEC, locking=True)
 
     def run():
         params = module.params
-        result = ensure_runner_vm(
-            module.github(),
-            module.cloud(),
-            parse_controller_id(params["controller_id"]),
-            parse_pool(params["pool"], path="pool"),
-            params["name"],
-            params["state"],
-            force=params["force"],
-            check_mode=module.check_mode,
-        )
+        controller_id = parse_controller_id(params["controller_id"])
+        pool = parse_pool(params["pool"], path="pool")
+        # The pool's lock: no reconcile of the pool runs meanwhile, so max_runners holds.
+        with module.locks()(f"{controller_id}-{pool.name}"):
+            result = ensure_runner_vm(
+                module.github(),
+                module.cloud(),
+                controller_id,
+                pool,
+                params["name"],
+                params["state"],
+                force=params["force"],
+                check_mode=module.check_mode,
+            )
         diff = result.pop("diff")
         if module.module._diff:
             result["diff"] = diff

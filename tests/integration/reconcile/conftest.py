@@ -183,7 +183,8 @@ class Ansible:
     ) -> PlaybookRun:
         result_file = self.workdir / "result.json"
         result_file.unlink(missing_ok=True)
-        task_args = {"lock_dir": str(self.workdir / "locks"), **args} if module == "github_runner_pool" else args
+        locking = module in ("github_runner_pool", "openstack_runner_vm")
+        task_args = {"lock_dir": str(self.workdir / "locks"), **args} if locking else args
         playbook = [
             {
                 "name": "test",

@@ -115,6 +115,17 @@ def test_runner_vm_present_and_absent_are_idempotent(sandbox: t.Any, ansible: An
     assert core.runners(pool["name"]) == []
 
 
+def test_runner_vm_respects_max_runners(sandbox: t.Any, ansible: Ansible, core: Core) -> None:
+    pool = pool_dict(sandbox, max_runners=1)
+    first = {"controller_id": "it", "name": f"it-{pool['name']}-00000000aaaa", "pool": pool}
+    second = {**first, "name": f"it-{pool['name']}-00000000bbbb"}
+    assert ansible.run("openstack_runner_vm", first).result["changed"] is True
+    refused = ansible.run("openstack_runner_vm", second, expect_failure=True).result
+    assert "max_runners" in refused["msg"]
+    assert [s["name"] for s in core.servers(pool["name"])] == [first["name"]]
+    ansible.run("openstack_runner_vm", {**first, "state": "absent", "force": True})
+
+
 def test_runner_vm_rejects_a_name_the_pool_would_not_own(sandbox: t.Any, ansible: Ansible) -> None:
     pool = pool_dict(sandbox)
     run = ansible.run(
