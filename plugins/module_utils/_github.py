@@ -445,6 +445,17 @@ class GithubClient:
             raise
         return "deleted"
 
+    def runner_exists(self, scope: Scope, runner_id: int) -> bool:
+        """Whether GitHub still has the runner (GET; 404 = gone)."""
+        path = self._path(scope, "actions", "runners", runner_id)
+        try:
+            self._request("get_runner", "GET", path)
+        except GithubError as exc:
+            if exc.status == 404 and not isinstance(exc, RateLimitError):
+                return False
+            raise
+        return True
+
     # Jobs --------------------------------------------------------------------------------
     def get_job(self, repository: str, job_id: int) -> t.Dict[str, t.Any]:
         """The workflow job `job_id` of `owner/repo`."""

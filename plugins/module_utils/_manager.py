@@ -48,7 +48,8 @@ class ExecutionResult:
     created: t.List[str] = dataclasses.field(default_factory=list)
     deleted: t.Dict[str, t.List[str]] = dataclasses.field(default_factory=lambda: collections.defaultdict(list))
     skipped_busy: t.List[str] = dataclasses.field(default_factory=list)
-    undeleted: t.List[str] = dataclasses.field(default_factory=list)  # a deletion that failed
+    # Deletions that failed, or found the runner still on GitHub although the listing missed it.
+    undeleted: t.List[str] = dataclasses.field(default_factory=list)
     errors: t.List[str] = dataclasses.field(default_factory=list)
 
     @property
@@ -140,12 +141,17 @@ class PlanExecutor:
         with self._lock:
             if outcome == "busy":
                 result.skipped_busy.append(deletion.name)
+            elif outcome == "kept":
+                result.undeleted.append(deletion.name)
             else:
                 result.deleted[deletion.reason.value].append(deletion.name)
 
-    def delete_runner(self, pool: PoolSpec, deletion: Deletion) -> t.Literal["deleted", "busy"]:
+    def delete_runner(self, pool: PoolSpec, deletion: Deletion) -> t.Literal["deleted", "busy", "kept"]:
         """GitHub first; the VM only after 204 or 404, or when a busy runner's deletion is forced."""
-        if deletion.runner_id is not None:
+        if deletion.confirm_gone and deletion.runner_id is not None:
+            if self.github.runner_exists(pool.scope, deletion.runner_id):
+                return "kept"  # the next listing shows it; nothing is deleted on one listing's word
+        elif deletion.runner_id is not None:
             outcome = self.github.delete_runner(pool.scope, deletion.runner_id)
             # Forced, a busy runner loses its VM; a busy record without a VM cannot go yet.
             if outcome == "busy" and (not deletion.busy or deletion.vm_id is None):

@@ -134,6 +134,9 @@ class Deletion:
     vm_id: t.Optional[str]
     runner_id: t.Optional[int]
     busy: bool = False  # True only for forced deletions of busy runners
+    # The VM still runs but the runner listing did not show its runner: make sure GitHub no
+    # longer has it before deleting the VM (a listing can miss a runner while pages shift).
+    confirm_gone: bool = False
 
 
 @dataclasses.dataclass(frozen=True)

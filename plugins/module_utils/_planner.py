@@ -114,14 +114,20 @@ def _is_busy(view: RunnerView) -> bool:
     return view.busy or view.state == RunnerState.BUSY
 
 
+#: Nova statuses of a VM whose runner may still be serving.
+RUNNING_STATUSES = frozenset({"ACTIVE", "BUILD"})
+
+
 def _deletion(view: RunnerView, reason: DeleteReason, *, busy: bool = False) -> Deletion:
     # Without a listed GitHub runner, the VM metadata's runner id still lets the
     # executor ask GitHub first (404 = gone, 422 = busy) before deleting the VM.
     runner_id = view.github.id if view.github is not None else view.vm.runner_id if view.vm is not None else None
+    unlisted_but_running = view.github is None and view.vm is not None and view.vm.status.upper() in RUNNING_STATUSES
     return Deletion(
         name=view.name,
         reason=reason,
         vm_id=view.vm.id if view.vm is not None else None,
         runner_id=runner_id,
         busy=busy,
+        confirm_gone=unlisted_but_running and runner_id is not None,
     )

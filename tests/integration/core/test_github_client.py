@@ -387,3 +387,14 @@ def test_queued_jobs_of_an_organization_look_at_its_repositories(sandbox: Sandbo
     queued = gh.list_queued_jobs(org, [label])
     assert [(j.id, j.repository) for j in queued] == [(made["jobs"][0]["id"], f"{org.name}/infra")]
     assert gh.calls["list_repositories"] == 1
+
+
+def test_runner_exists_tells_200_from_404(
+    sandbox: SandboxHandle, gh: GithubClient, repo: Scope, runner_name: t.Callable[[], str]
+) -> None:
+    runner = gh.generate_jit_config(repo, runner_name(), ["self-hosted"], 1)[0]
+    sandbox.reset_counters()
+    assert gh.runner_exists(repo, runner.id) is True
+    assert gh.delete_runner(repo, runner.id) == "deleted"
+    assert gh.runner_exists(repo, runner.id) is False
+    assert sandbox.calls("github", "GET") == 2

@@ -65,6 +65,10 @@ class FakeGithub:
             del self.runners[scope][runner_id]
             return "deleted"
 
+    def runner_exists(self, scope: Scope, runner_id: int) -> bool:
+        self._record("runner_exists", runner_id)
+        return runner_id in self.runners[scope]
+
     def runner_group_id(self, scope: Scope, name: str | None) -> int:
         return 1
 

@@ -159,3 +159,21 @@ def test_forced_busy_record_without_vm_is_not_reported_deleted(
     assert result.deleted == {}
     assert result.skipped_busy == [runner.name]
     assert not result.changed
+
+
+def test_running_vm_whose_runner_the_listing_missed_is_kept(
+    clients: tuple[FakeGithub, FakeCloud, PlanExecutor],
+) -> None:
+    github, cloud, executor = clients
+    runner = github.add(SCOPE, "ci1-small-aaaaaaaaaaaa")  # exists, but the listing skipped it
+    vm = cloud.add(runner.name, "small", runner_id=runner.id)
+    deletion = Deletion(runner.name, DeleteReason.FINISHED, vm.id, runner.id, confirm_gone=True)
+    result = executor.execute(make_pool(), Plan("small", 1, 0, 1, (deletion,)))
+    assert vm.id in cloud.servers and runner.id in github.runners[SCOPE]
+    assert github.calls["delete_runner"] == 0
+    assert result.undeleted == [runner.name] and result.created == []  # no replacement for a live runner
+    # Once GitHub no longer has it, the VM goes without a DELETE on GitHub.
+    del github.runners[SCOPE][runner.id]
+    executor.execute(make_pool(), Plan("small", 0, 0, 0, (deletion,)))
+    assert vm.id not in cloud.servers
+    assert github.calls["delete_runner"] == 0

@@ -316,3 +316,12 @@ def test_derived_views_never_lead_to_deleting_busy_runners(
         assert alive_after(plan) <= spec.max_runners
     if mode == "present":
         assert plan_pool(spec, apply(plan, views), queued_jobs=queued).empty
+
+
+def test_only_running_vms_without_listed_runner_need_confirmation() -> None:
+    running = RunnerView("r1", RunnerState.FINISHED, vm("r1", "ACTIVE", runner_id=7), None, 600.0)
+    off = RunnerView("r2", RunnerState.FINISHED, vm("r2", "SHUTOFF", runner_id=8), None, 600.0)
+    plan = plan_pool(pool(min_idle=0), [running, off])
+    confirm = {d.name: d.confirm_gone for d in plan.delete}
+    assert confirm == {"r1": True, "r2": False}
+    assert all(d.reason is DeleteReason.FINISHED for d in plan.delete)
