@@ -156,7 +156,7 @@ options:
       - Directory of the local pool lock files (and the small per-pool history kept beside them).
       - Defaults to C(~/.cache/selfhosted.github_runners). Keep it on storage that lasts from one run to the
         next; where it does not (for example AWX execution environments), set O(mongodb_uri). Without the
-        history, a lost runner is only replaced after O(pools[].bootstrap_timeout).
+        history, a lost runner is only replaced after the pool's C(bootstrap_timeout).
     type: path
   mongodb_uri:
     description:
