@@ -158,8 +158,6 @@ class GithubClient:
         self._calls: collections.Counter[str] = collections.Counter()
         self._remaining: t.Optional[int] = None  # from the last response's X-RateLimit-* headers
         self._reset_at: t.Optional[float] = None
-        self._runners: t.Dict[Scope, t.List[GithubRunner]] = {}
-        self._scope_locks: t.Dict[Scope, threading.Lock] = {}
         self._group_ids: t.Dict[t.Tuple[Scope, str], int] = {}
         self._gh = github.Github(
             base_url=self.api_url,
@@ -376,23 +374,6 @@ class GithubClient:
         """All self-hosted runners of `scope`: one request per 100 runners."""
         path = self._path(scope, "actions", "runners")
         return [_runner_from_json(r) for r in self._paginate("list_runners", path, "runners")]
-
-    def runners_for(self, scope: Scope) -> t.List[GithubRunner]:
-        """`list_runners` once per scope for this client's lifetime, shared by all pools of the scope."""
-        with self._lock:
-            scope_lock = self._scope_locks.setdefault(scope, threading.Lock())
-        with scope_lock:
-            if scope not in self._runners:
-                self._runners[scope] = self.list_runners(scope)
-            return list(self._runners[scope])
-
-    def invalidate(self, scope: t.Optional[Scope] = None) -> None:
-        """Forget the cached listing of `scope` (of every scope when None)."""
-        with self._lock:
-            if scope is None:
-                self._runners.clear()
-            else:
-                self._runners.pop(scope, None)
 
     def runner_group_id(self, scope: Scope, name: t.Optional[str]) -> int:
         """The id of runner group `name` (None: the default group). Repositories only have the default."""

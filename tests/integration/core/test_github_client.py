@@ -76,18 +76,6 @@ def test_list_runners_costs_one_request_per_100_runners(
             gh.delete_runner(scope, runner.id)
 
 
-def test_runners_for_lists_once_per_scope_until_invalidated(
-    sandbox: SandboxHandle, gh: GithubClient, repo: Scope
-) -> None:
-    sandbox.reset_counters()
-    first = gh.runners_for(repo)
-    assert gh.runners_for(repo) == first
-    assert github_calls(sandbox, "GET", RUNNERS) == 1
-    gh.invalidate(repo)
-    gh.runners_for(repo)
-    assert github_calls(sandbox, "GET", RUNNERS) == 2
-
-
 def test_jit_config_then_delete_204_then_404(
     sandbox: SandboxHandle, gh: GithubClient, repo: Scope, runner_name: t.Callable[[], str]
 ) -> None:
