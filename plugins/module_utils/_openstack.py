@@ -140,7 +140,7 @@ class CloudClient:
         self._sleep = sleep
         self._lock = threading.Lock()
         self._calls: collections.Counter[str] = collections.Counter()
-        self._http_calls = 0
+        self._total_calls = 0
         self._resolved: t.Dict[t.Tuple[str, str], t.Any] = {}
         self._resolve_locks: t.Dict[t.Tuple[str, str], threading.Lock] = {}
         # Count every HTTP request the session makes (auth and version discovery included).
@@ -175,14 +175,14 @@ class CloudClient:
             return dict(self._calls)
 
     @property
-    def http_calls(self) -> int:
+    def total_calls(self) -> int:
         """HTTP requests made by the connection, Keystone and version discovery included."""
         with self._lock:
-            return self._http_calls
+            return self._total_calls
 
     def _on_response(self, response: t.Any, *args: t.Any, **kwargs: t.Any) -> None:
         with self._lock:
-            self._http_calls += 1
+            self._total_calls += 1
 
     # The one call path --------------------------------------------------------------
     def _call(self, operation: str, call: str, fn: t.Callable[[], t.Any], *, idempotent: bool = True) -> t.Any:

@@ -23,6 +23,10 @@ DeleteServerResult = t.Literal["deleted", "not_found"]
 
 
 class GithubPort(t.Protocol):
+    @property
+    def total_calls(self) -> int:
+        """Requests made so far (for the API-call counts a reconcile reports)."""
+
     def list_runners(self, scope: Scope) -> t.List[GithubRunner]: ...
 
     def generate_jit_config(
@@ -46,6 +50,10 @@ class GithubPort(t.Protocol):
 
 
 class CloudPort(t.Protocol):
+    @property
+    def total_calls(self) -> int:
+        """Requests made so far (for the API-call counts a reconcile reports)."""
+
     def list_servers(self, controller_id: str, pool: t.Optional[str] = None) -> t.List[VmInfo]: ...
 
     def create_server(

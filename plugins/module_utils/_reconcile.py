@@ -63,19 +63,21 @@ class PoolReport:
     views: t.List[RunnerView]
     execution: ExecutionResult
     duration: float
+    check_mode: bool = False
 
     @property
     def changed(self) -> bool:
-        return self.execution.changed
+        """Whether runners were created or deleted; in check mode, whether they would be."""
+        return not self.plan.empty if self.check_mode else self.execution.changed
 
     def states(self) -> t.Dict[str, int]:
         return state_counts(self.views)
 
-    def as_dict(self, check_mode: bool = False) -> t.Dict[str, t.Any]:
+    def as_dict(self) -> t.Dict[str, t.Any]:
         plan = self.plan
         return {
             "name": self.pool,
-            "changed": self.changed or (check_mode and not plan.empty),
+            "changed": self.changed,
             "states": self.states(),
             "plan": {
                 "desired": plan.desired,
@@ -100,8 +102,6 @@ class ReconcileReport:
 
     @property
     def changed(self) -> bool:
-        if self.check_mode:
-            return any(not p.plan.empty for p in self.pools)
         return any(p.changed for p in self.pools)
 
     @property
@@ -127,19 +127,9 @@ class ReconcileReport:
 
     def as_dict(self) -> t.Dict[str, t.Any]:
         return {
-            "pools": [p.as_dict(self.check_mode) for p in self.pools],
+            "pools": [p.as_dict() for p in self.pools],
             "api_calls": dict(self.api_calls),
         }
-
-
-def total_calls(client: object) -> int:
-    """HTTP requests a client made so far (the real clients count them; fakes count operations)."""
-    for attr in ("http_calls", "total_calls"):
-        value = getattr(client, attr, None)
-        if isinstance(value, int):
-            return value
-    calls = getattr(client, "calls", None)
-    return sum(calls.values()) if calls else 0
 
 
 class Snapshot:
@@ -182,7 +172,7 @@ class Reconciler:
     def run(self, pools: t.Sequence[PoolSpec], options: ReconcileOptions) -> ReconcileReport:
         if self.locks is None:
             raise ValueError("Reconciler.run needs a lock factory")
-        start_calls = {"github": total_calls(self.github), "openstack": total_calls(self.cloud)}
+        start_calls = {"github": self.github.total_calls, "openstack": self.cloud.total_calls}
         reports: t.List[PoolReport] = []
         with contextlib.ExitStack() as stack:
             # Every lock first, in a fixed order (no deadlock between runs), then list:
@@ -204,8 +194,8 @@ class Reconciler:
                     lock.renew()
                 reports.append(self._reconcile_pool(pool, snapshot, held[pool.name], options, queued.get(pool.name, 0)))
         api_calls = {
-            "github": total_calls(self.github) - start_calls["github"],
-            "openstack": total_calls(self.cloud) - start_calls["openstack"],
+            "github": self.github.total_calls - start_calls["github"],
+            "openstack": self.cloud.total_calls - start_calls["openstack"],
         }
         return ReconcileReport(reports, api_calls, options.check_mode)
 
@@ -229,7 +219,7 @@ class Reconciler:
             execution = PlanExecutor(self.github, self.cloud, options.controller_id, self.clock).execute(pool, plan)
             history = record_created(history, execution.created, now)
             lock.save_state({**state, "history": history.to_dict()})
-        return PoolReport(pool.name, plan, views, execution, time.monotonic() - started)
+        return PoolReport(pool.name, plan, views, execution, time.monotonic() - started, options.check_mode)
 
 
 def queued_jobs_per_pool(github: GithubPort, pools: t.Sequence[PoolSpec]) -> t.Dict[str, int]:

@@ -31,6 +31,10 @@ class FakeGithub:
         self._ids = itertools.count(1000)
         self._lock = threading.Lock()
 
+    @property
+    def total_calls(self) -> int:
+        return sum(self.calls.values())
+
     def _record(self, op: str, arg: t.Any) -> None:
         with self._lock:
             self.calls[op] += 1
@@ -88,6 +92,10 @@ class FakeCloud:
         self.clock = clock
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
+
+    @property
+    def total_calls(self) -> int:
+        return sum(self.calls.values())
 
     def _record(self, op: str, arg: t.Any) -> None:
         with self._lock:
