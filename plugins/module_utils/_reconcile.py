@@ -27,7 +27,6 @@ from ansible_collections.selfhosted.github_runners.plugins.module_utils._manager
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._model import (
     GithubRunner,
     Mode,
-    Plan,
     RunnerState,
     RunnerView,
     Scope,
@@ -36,6 +35,7 @@ from ansible_collections.selfhosted.github_runners.plugins.module_utils._model i
 )
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._planner import plan_pool
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._ports import CloudPort, GithubPort
+from ansible_collections.selfhosted.github_runners.plugins.module_utils._report import PoolReport, ReconcileReport
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._state import (
     RunnerHistory,
     derive_states,
@@ -54,82 +54,6 @@ class ReconcileOptions:
     check_mode: bool = False
     # Ask GitHub for queued jobs and size pools for them (costs requests per repository and run).
     count_queued_jobs: bool = False
-
-
-@dataclasses.dataclass
-class PoolReport:
-    pool: str
-    plan: Plan
-    views: t.List[RunnerView]
-    execution: ExecutionResult
-    duration: float
-    check_mode: bool = False
-
-    @property
-    def changed(self) -> bool:
-        """Whether runners were created or deleted; in check mode, whether they would be."""
-        return not self.plan.empty if self.check_mode else self.execution.changed
-
-    def states(self) -> t.Dict[str, int]:
-        return state_counts(self.views)
-
-    def as_dict(self) -> t.Dict[str, t.Any]:
-        plan = self.plan
-        return {
-            "name": self.pool,
-            "changed": self.changed,
-            "states": self.states(),
-            "plan": {
-                "desired": plan.desired,
-                "alive": plan.alive,
-                "create": plan.create,
-                "delete": [{"name": d.name, "reason": d.reason.value, "busy": d.busy} for d in plan.delete],
-                "deferred": list(plan.deferred),
-            },
-            "created": sorted(self.execution.created),
-            "deleted": {reason: sorted(names) for reason, names in self.execution.deleted.items()},
-            "skipped_busy": sorted(self.execution.skipped_busy),
-            "errors": list(self.execution.errors),
-            "duration": round(self.duration, 3),
-        }
-
-
-@dataclasses.dataclass
-class ReconcileReport:
-    pools: t.List[PoolReport]
-    api_calls: t.Dict[str, int]
-    check_mode: bool = False
-
-    @property
-    def changed(self) -> bool:
-        return any(p.changed for p in self.pools)
-
-    @property
-    def errors(self) -> t.List[str]:
-        return [e for p in self.pools for e in p.execution.errors]
-
-    def diff(self) -> t.Dict[str, t.Any]:
-        """Runners (name: state) per pool before and after; in check mode, after as planned."""
-        before: t.Dict[str, t.Dict[str, str]] = {}
-        after: t.Dict[str, t.Dict[str, str]] = {}
-        for report in self.pools:
-            runners = {v.name: v.state.value for v in report.views}
-            before[report.pool] = runners
-            if self.check_mode:
-                gone = {d.name for d in report.plan.delete}
-                new = [f"(new runner {i + 1})" for i in range(report.plan.create)]
-            else:
-                gone = {name for names in report.execution.deleted.values() for name in names}
-                new = list(report.execution.created)
-            remaining = {name: state for name, state in runners.items() if name not in gone}
-            after[report.pool] = {**remaining, **{name: "booting" for name in new}}
-        return {"before": before, "after": after}
-
-    def as_dict(self) -> t.Dict[str, t.Any]:
-        return {
-            "pools": [p.as_dict() for p in self.pools],
-            "api_calls": dict(self.api_calls),
-        }
 
 
 class Snapshot:
@@ -234,36 +158,6 @@ def queued_jobs_per_pool(github: GithubPort, pools: t.Sequence[PoolSpec]) -> t.D
             if taker is not None:
                 counts[taker.name] += 1
     return counts
-
-
-def runner_info(view: RunnerView) -> t.Dict[str, t.Any]:
-    """One runner as plain data (no SDK objects, no secrets)."""
-    vm, gh = view.vm, view.github
-    return {
-        "name": view.name,
-        "state": view.state.value,
-        "age": round(view.age, 1),
-        "vm_id": vm.id if vm else None,
-        "vm_status": vm.status if vm else None,
-        "vm_fault": vm.fault if vm else None,
-        "runner_id": gh.id if gh else None,
-        "github_status": ("online" if gh.online else "offline") if gh else None,
-        "busy": view.busy,
-    }
-
-
-def state_counts(views: t.Iterable[RunnerView]) -> t.Dict[str, int]:
-    """Runners per state, every state present (zeros included) so results keep one shape."""
-    counts = collections.Counter(v.state.value for v in views)
-    return {state.value: counts.get(state.value, 0) for state in RunnerState}
-
-
-def pool_info(pool: str, views: t.Sequence[RunnerView]) -> t.Dict[str, t.Any]:
-    return {
-        "name": pool,
-        "states": state_counts(views),
-        "runners": [runner_info(v) for v in sorted(views, key=lambda v: v.name)],
-    }
 
 
 def idle_counts(views: t.Mapping[str, t.Sequence[RunnerView]]) -> t.Dict[str, int]:

@@ -12,7 +12,7 @@ from ansible_collections.selfhosted.github_runners.plugins.module_utils._identit
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._manager import Clock, PlanExecutor, utcnow
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._model import DeleteReason, Deletion
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._ports import CloudPort, GithubPort
-from ansible_collections.selfhosted.github_runners.plugins.module_utils._reconcile import runner_info
+from ansible_collections.selfhosted.github_runners.plugins.module_utils._report import runner_info
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._state import derive_states
 
 

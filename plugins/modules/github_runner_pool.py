@@ -53,6 +53,7 @@ extends_documentation_fragment:
   - selfhosted.github_runners.pool.LOCKING
   - selfhosted.github_runners.github
   - selfhosted.github_runners.openstack
+  - selfhosted.github_runners.attributes
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.ACTIONGROUPS
 attributes:
@@ -61,12 +62,6 @@ attributes:
     details: Returns the plan the real run would carry out, and makes no mutating API call.
   diff_mode:
     support: full
-  platform:
-    platforms: posix
-  action_group:
-    support: full
-    membership:
-      - selfhosted.github_runners.github_runners
 author:
   - selfhosted.github_runners contributors (@selfhosted)
 """

@@ -17,6 +17,7 @@ extends_documentation_fragment:
   - selfhosted.github_runners.pool.POOLS
   - selfhosted.github_runners.github
   - selfhosted.github_runners.openstack
+  - selfhosted.github_runners.attributes
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.ACTIONGROUPS
 attributes:
@@ -25,12 +26,6 @@ attributes:
     details: Changes nothing, so it runs the same in check mode.
   diff_mode:
     support: N/A
-  platform:
-    platforms: posix
-  action_group:
-    support: full
-    membership:
-      - selfhosted.github_runners.github_runners
 author:
   - selfhosted.github_runners contributors (@selfhosted)
 """
@@ -101,7 +96,8 @@ from ansible_collections.selfhosted.github_runners.plugins.module_utils._config 
     parse_pools,
 )
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._module import RunnersModule
-from ansible_collections.selfhosted.github_runners.plugins.module_utils._reconcile import Reconciler, pool_info
+from ansible_collections.selfhosted.github_runners.plugins.module_utils._reconcile import Reconciler
+from ansible_collections.selfhosted.github_runners.plugins.module_utils._report import pool_info
 
 
 def main():

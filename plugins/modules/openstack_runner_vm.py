@@ -42,6 +42,7 @@ extends_documentation_fragment:
   - selfhosted.github_runners.pool.LOCKING
   - selfhosted.github_runners.github
   - selfhosted.github_runners.openstack
+  - selfhosted.github_runners.attributes
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.ACTIONGROUPS
 attributes:
@@ -49,12 +50,6 @@ attributes:
     support: full
   diff_mode:
     support: full
-  platform:
-    platforms: posix
-  action_group:
-    support: full
-    membership:
-      - selfhosted.github_runners.github_runners
 author:
   - selfhosted.github_runners contributors (@selfhosted)
 """

@@ -22,8 +22,8 @@ from ansible_collections.selfhosted.github_runners.plugins.module_utils._opensta
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._reconcile import (
     ReconcileOptions,
     Reconciler,
-    ReconcileReport,
 )
+from ansible_collections.selfhosted.github_runners.plugins.module_utils._report import ReconcileReport
 
 ROOT = pathlib.Path(__file__).resolve().parents[3]
 BIN = pathlib.Path(sys.executable).parent
