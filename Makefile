@@ -69,6 +69,7 @@ docs-check: venv
 	rm -rf $(BUILD)/dist $(BUILD)/installed
 	mkdir -p $(BUILD)/dist
 	$(BIN)/ansible-galaxy collection build --output-path $(BUILD)/dist --force
+	$(BIN)/python tests/utils/check_tarball.py $(BUILD)/dist/selfhosted-github_runners-*.tar.gz
 	$(BIN)/ansible-galaxy collection install $(BUILD)/dist/selfhosted-github_runners-*.tar.gz -p $(BUILD)/installed --force
 	$(BIN)/python tests/utils/render_docs.py $(BUILD)/installed
 
@@ -84,7 +85,7 @@ pytest: venv ferretdb schemas
 
 test: lint sanity ansible-lint docs-check pytest
 
-demo: venv ferretdb
+demo: venv
 	$(BIN)/python -m tests.demo
 
 bench: venv ferretdb

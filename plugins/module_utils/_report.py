@@ -32,11 +32,31 @@ class PoolReport:
     def states(self) -> t.Dict[str, int]:
         return state_counts(self.views)
 
+    def summary(self) -> str:
+        """One line for people, e.g. ``small: idle 2, busy 1; created 1, deleted 2 (finished 2)``.
+
+        In check mode nothing was created or deleted: it tells what the plan would do.
+        """
+        states = ", ".join(f"{state} {count}" for state, count in self.states().items() if count) or "no runners"
+        if self.check_mode:
+            created, verb = self.plan.create, ("would create", "would delete")
+            reasons = collections.Counter(d.reason.value for d in self.plan.delete)
+        else:
+            created, verb = len(self.execution.created), ("created", "deleted")
+            reasons = collections.Counter({r: len(names) for r, names in self.execution.deleted.items() if names})
+        deleted = sum(reasons.values())
+        why = f" ({', '.join(f'{reason} {n}' for reason, n in sorted(reasons.items()))})" if deleted else ""
+        line = f"{self.pool}: {states}; {verb[0]} {created}, {verb[1]} {deleted}{why}"
+        if self.plan.deferred:
+            line += f"; busy runners left for a later run: {len(self.plan.deferred)}"
+        return line
+
     def as_dict(self) -> t.Dict[str, t.Any]:
         plan = self.plan
         return {
             "name": self.pool,
             "changed": self.changed,
+            "summary": self.summary(),
             "states": self.states(),
             "plan": {
                 "desired": plan.desired,

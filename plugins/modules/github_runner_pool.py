@@ -119,6 +119,11 @@ pools:
     changed:
       description: Whether this pool's runners were created or deleted (in check mode, would be).
       type: bool
+    summary:
+      description: One line for people with the runners by state and what was created and deleted (in check mode, what
+        would be).
+      type: str
+      sample: "small: idle 2, busy 1; created 1, deleted 2 (finished 2)"
     states:
       description: Runners per derived state before the run (booting, idle, busy, failed, lost, finished, orphan, expired).
       type: dict

@@ -1,9 +1,9 @@
-"""`make demo`: the reconcile playbook against the local sandbox, from empty pools to served jobs.
+"""`make demo`: the shipped reconcile playbook against the local sandbox, from empty pools to served jobs.
 
-1. start the sandbox (simulated OpenStack, GitHub and runner VMs);
-2. reconcile two pools (one repository pool, one organization pool) until their idle runners are online;
-3. enqueue jobs in the simulated GitHub and reconcile until every job has run;
-4. print the runners by state before and after, and the API calls the reconciles made;
+1. start the sandbox (simulated OpenStack, GitHub and runner VMs; no MongoDB: pool locks are local files);
+2. print the pools and run `ansible-playbook selfhosted.github_runners.reconcile` until the idle runners are online;
+3. enqueue jobs in the simulated GitHub and reconcile until every job has run, showing runners busy on them;
+4. print the runners by state before and after, and the API calls the reconciles made (counted by the sandbox);
 5. empty the pools (state: absent) and stop the sandbox.
 """
 
@@ -16,6 +16,7 @@ import shutil
 import subprocess
 import sys
 import time
+import typing as t
 import urllib.request
 
 import yaml
@@ -24,6 +25,8 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 WORK = ROOT / ".build" / "demo"
 PLAYBOOKS = pathlib.Path(__file__).resolve().parent
 BIN = pathlib.Path(sys.executable).parent
+# Long enough that a reconcile sees runners busy on their jobs.
+JOB_SECONDS = 4.0
 
 
 def say(text: str) -> None:
@@ -69,13 +72,31 @@ def pools(env: dict[str, str]) -> list[dict[str, object]]:
     ]  # fmt: skip
 
 
-def playbook(env: dict[str, str], name: str, vars_file: pathlib.Path, *extra: str) -> dict[str, object]:
-    result_file = WORK / "result.json"
+def reconcile(env: dict[str, str], vars_file: pathlib.Path, *extra: str, show: bool = True) -> None:
+    """The shipped playbook, run as the README tells users to run it."""
+    cmd = ["ansible-playbook", "selfhosted.github_runners.reconcile", "-e", f"@{vars_file.relative_to(ROOT)}", *extra]
+    if show:
+        print("  $ " + " ".join(cmd), flush=True)
+    subprocess.run(cmd, env=env, cwd=ROOT, check=True, stdout=None if show else subprocess.DEVNULL)
+
+
+def runner_info(env: dict[str, str], vars_file: pathlib.Path) -> dict[str, object]:
+    """The runners by state, read with the github_runner_pool_info module."""
+    result_file = WORK / "info.json"
     result_file.unlink(missing_ok=True)
-    cmd = [str(BIN / "ansible-playbook"), str(PLAYBOOKS / name), "-e", f"@{vars_file}"]
+    cmd = [str(BIN / "ansible-playbook"), str(PLAYBOOKS / "info.yml"), "-e", f"@{vars_file}"]
     cmd += ["-e", f"demo_result={result_file}"]
-    subprocess.run([*cmd, *extra], env=env, check=True)
-    return json.loads(result_file.read_text()) if result_file.exists() else {}
+    subprocess.run(cmd, env=env, check=True, stdout=subprocess.DEVNULL)
+    return t.cast("dict[str, object]", json.loads(result_file.read_text()))
+
+
+def api_calls(control: Control) -> dict[str, int]:
+    """API calls per service since the last reset, as the simulators counted them."""
+    counts: dict[str, int] = {}
+    for counter in t.cast("list[dict[str, t.Any]]", control.call("GET", "/counters")):
+        service = "github" if counter["service"] == "github" else "openstack"
+        counts[service] = counts.get(service, 0) + int(counter["count"])
+    return counts
 
 
 def print_runners(info: dict[str, object]) -> None:
@@ -94,7 +115,11 @@ def main() -> int:
     WORK.mkdir(parents=True)
     sandbox_dir = WORK / "sandbox"
     say("Starting the sandbox (simulated OpenStack, GitHub and runner VMs)")
-    subprocess.run([sys.executable, "-m", "tests.sandbox", "up", "--dir", str(sandbox_dir)], cwd=ROOT, check=True)
+    subprocess.run(
+        [sys.executable, "-m", "tests.sandbox", "up", "--without-mongodb", "--dir", str(sandbox_dir)],
+        cwd=ROOT,
+        check=True,
+    )
     try:
         return run_demo(sandbox_dir)
     finally:
@@ -114,6 +139,9 @@ def run_demo(sandbox_dir: pathlib.Path) -> int:
         "ANSIBLE_COLLECTIONS_PATH": str(ROOT / ".venv" / "collections"),
         "ANSIBLE_NOCOLOR": "1",
         "ANSIBLE_DISPLAY_SKIPPED_HOSTS": "false",
+        # The playbooks run on localhost only: no inventory is needed.
+        "ANSIBLE_LOCALHOST_WARNING": "false",
+        "ANSIBLE_INVENTORY_UNPARSED_WARNING": "false",
     }
     env.pop("MONGODB_URI", None)  # local file locks for the demo
     vars_file = WORK / "pools.yml"
@@ -126,42 +154,50 @@ def run_demo(sandbox_dir: pathlib.Path) -> int:
             }
         )
     )
+    say(f"The pools, in {vars_file.relative_to(ROOT)}")
+    print(vars_file.read_text())
     say("Runners by state before anything ran")
-    print_runners(playbook(env, "info.yml", vars_file))
+    print_runners(runner_info(env, vars_file))
 
     say("Reconcile: create the idle runners (min_idle 2 + 1) and wait until they are online")
-    playbook(env, "reconcile.yml", vars_file, "-e", "reconcile_wait=true", "-e", "reconcile_wait_timeout=60")
-    print_runners(playbook(env, "info.yml", vars_file))
+    reconcile(env, vars_file, "-e", "reconcile_wait=true", "-e", "reconcile_wait_timeout=60")
+    print_runners(runner_info(env, vars_file))
 
     jobs = [("small", sandbox_env["GITHUB_REPOSITORY"], 5), ("large", sandbox_env["GITHUB_REPOSITORY"], 2)]
     for label, repository, count in jobs:
         control.call("POST", "/jobs", {"repository": repository, "labels": ["self-hosted", "linux", label],
-                                       "duration": 1.0, "count": count})  # fmt: skip
-    say("Enqueued 5 jobs for the small pool and 2 for the large pool; reconciling until they are done")
-    calls = {"github": 0, "openstack": 0}
-    for round_ in range(1, 31):
-        result = playbook(env, "reconcile.yml", vars_file)
-        for service, count in result.get("api_calls", {}).items():  # type: ignore[attr-defined]
-            calls[service] += count
+                                       "duration": JOB_SECONDS, "count": count})  # fmt: skip
+    say(f"Enqueued 5 jobs for the small pool and 2 for the large pool ({JOB_SECONDS:g} s each); reconciling")
+    control.call("POST", "/counters/reset", {})
+    shown_busy = False
+    for round_ in range(1, 61):
+        reconcile(env, vars_file, show=round_ == 1)
+        info = runner_info(env, vars_file)
+        busy = sum(p["states"]["busy"] for p in info["pools"])  # type: ignore[attr-defined]
+        if busy and not shown_busy:
+            say("Runners at work: the reconcile never deletes a busy runner")
+            print_runners(info)
+            shown_busy = True
         pending = [j for j in control.call("GET", "/jobs")["jobs"] if j["status"] != "completed"]  # type: ignore[index]
-        print(f"  round {round_}: {len(pending)} job(s) not completed yet")
+        print(f"  round {round_}: {len(pending)} job(s) not completed yet, {busy} runner(s) busy")
         if not pending:
             break
         time.sleep(1.0)
     else:
         print("Jobs were not all served in time", file=sys.stderr)
         return 1
+    calls = api_calls(control)
 
     say("One more reconcile replaces the runners whose job finished")
-    playbook(env, "reconcile.yml", vars_file)
+    reconcile(env, vars_file)
     time.sleep(1.0)
     say("Runners by state after the jobs")
-    print_runners(playbook(env, "info.yml", vars_file))
-    print(f"\n  API calls of the job-serving reconciles: {calls}")
+    print_runners(runner_info(env, vars_file))
+    print(f"\n  API calls while the jobs were served (counted by the sandbox): {calls}")
 
     say("Emptying the pools (state: absent)")
-    playbook(env, "reconcile.yml", vars_file, "-e", "reconcile_state=absent")
-    print_runners(playbook(env, "info.yml", vars_file))
+    reconcile(env, vars_file, "-e", "reconcile_state=absent")
+    print_runners(runner_info(env, vars_file))
     say("Demo finished")
     return 0
 
