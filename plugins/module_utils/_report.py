@@ -37,7 +37,7 @@ class PoolReport:
 
         In check mode nothing was created or deleted: it tells what the plan would do.
         """
-        states = ", ".join(f"{state} {count}" for state, count in self.states().items() if count) or "no runners"
+        states = states_text(self.states())
         if self.check_mode:
             created, verb = self.plan.create, ("would create", "would delete")
             reasons = collections.Counter(d.reason.value for d in self.plan.delete)
@@ -133,9 +133,16 @@ def state_counts(views: t.Iterable[RunnerView]) -> t.Dict[str, int]:
     return {state.value: counts.get(state.value, 0) for state in RunnerState}
 
 
+def states_text(states: t.Mapping[str, int]) -> str:
+    """Runners per state for people, e.g. ``idle 2, busy 1``; the states without runners left out."""
+    return ", ".join(f"{state} {count}" for state, count in states.items() if count) or "no runners"
+
+
 def pool_info(pool: str, views: t.Sequence[RunnerView]) -> t.Dict[str, t.Any]:
+    states = state_counts(views)
     return {
         "name": pool,
-        "states": state_counts(views),
+        "summary": f"{pool}: {states_text(states)}",
+        "states": states,
         "runners": [runner_info(v) for v in sorted(views, key=lambda v: v.name)],
     }

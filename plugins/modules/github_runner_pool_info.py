@@ -52,6 +52,10 @@ pools:
     name:
       description: The pool name.
       type: str
+    summary:
+      description: The pool's runners per state, for people.
+      type: str
+      sample: "small: idle 2, busy 1"
     states:
       description: Runners per derived state.
       type: dict

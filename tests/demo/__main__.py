@@ -23,7 +23,6 @@ import yaml
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 WORK = ROOT / ".build" / "demo"
-PLAYBOOKS = pathlib.Path(__file__).resolve().parent
 BIN = pathlib.Path(sys.executable).parent
 # Long enough that a reconcile sees runners busy on their jobs.
 JOB_SECONDS = 4.0
@@ -80,14 +79,19 @@ def reconcile(env: dict[str, str], vars_file: pathlib.Path, *extra: str, show: b
     subprocess.run(cmd, env=env, cwd=ROOT, check=True, stdout=None if show else subprocess.DEVNULL)
 
 
-def runner_info(env: dict[str, str], vars_file: pathlib.Path) -> dict[str, object]:
-    """The runners by state, read with the github_runner_pool_info module."""
-    result_file = WORK / "info.json"
-    result_file.unlink(missing_ok=True)
-    cmd = [str(BIN / "ansible-playbook"), str(PLAYBOOKS / "info.yml"), "-e", f"@{vars_file}"]
-    cmd += ["-e", f"demo_result={result_file}"]
-    subprocess.run(cmd, env=env, check=True, stdout=subprocess.DEVNULL)
-    return t.cast("dict[str, object]", json.loads(result_file.read_text()))
+def status(env: dict[str, str], vars_file: pathlib.Path) -> None:
+    """The runners by state, as the shipped status playbook shows them."""
+    cmd = ["ansible-playbook", "selfhosted.github_runners.status", "-e", f"@{vars_file.relative_to(ROOT)}"]
+    proc = subprocess.run(cmd, env=env, cwd=ROOT, check=True, capture_output=True, text=True)
+    for line in proc.stdout.splitlines():  # the debug lines only, without the play's frame
+        text = line.strip().rstrip(",")
+        if text.startswith('"') and not text.startswith('"msg"'):
+            print("    " + text.strip('"'))
+
+
+def busy_runners(control: Control) -> int:
+    state = t.cast("dict[str, t.Any]", control.call("GET", "/state"))
+    return sum(1 for runner in state["github"]["runners"] if runner["busy"])
 
 
 def api_calls(control: Control) -> dict[str, int]:
@@ -97,17 +101,6 @@ def api_calls(control: Control) -> dict[str, int]:
         service = "github" if counter["service"] == "github" else "openstack"
         counts[service] = counts.get(service, 0) + int(counter["count"])
     return counts
-
-
-def print_runners(info: dict[str, object]) -> None:
-    for pool in info["pools"]:  # type: ignore[index, attr-defined]
-        states = {k: v for k, v in pool["states"].items() if v}
-        print(f"  pool {pool['name']}: {states or 'no runners'}")
-        for runner in pool["runners"]:
-            print(
-                f"    {runner['name']:<28} {runner['state']:<9} vm={runner['vm_status']!s:<8} "
-                f"github={runner['github_status']!s:<8} busy={runner['busy']}"
-            )
 
 
 def main() -> int:
@@ -157,11 +150,11 @@ def run_demo(sandbox_dir: pathlib.Path) -> int:
     say(f"The pools, in {vars_file.relative_to(ROOT)}")
     print(vars_file.read_text())
     say("Runners by state before anything ran")
-    print_runners(runner_info(env, vars_file))
+    status(env, vars_file)
 
     say("Reconcile: create the idle runners (min_idle 2 + 1) and wait until they are online")
     reconcile(env, vars_file, "-e", "reconcile_wait=true", "-e", "reconcile_wait_timeout=60")
-    print_runners(runner_info(env, vars_file))
+    status(env, vars_file)
 
     jobs = [("small", sandbox_env["GITHUB_REPOSITORY"], 5), ("large", sandbox_env["GITHUB_REPOSITORY"], 2)]
     for label, repository, count in jobs:
@@ -172,11 +165,10 @@ def run_demo(sandbox_dir: pathlib.Path) -> int:
     shown_busy = False
     for round_ in range(1, 61):
         reconcile(env, vars_file, show=round_ == 1)
-        info = runner_info(env, vars_file)
-        busy = sum(p["states"]["busy"] for p in info["pools"])  # type: ignore[attr-defined]
+        busy = busy_runners(control)
         if busy and not shown_busy:
             say("Runners at work: the reconcile never deletes a busy runner")
-            print_runners(info)
+            status(env, vars_file)
             shown_busy = True
         pending = [j for j in control.call("GET", "/jobs")["jobs"] if j["status"] != "completed"]  # type: ignore[index]
         print(f"  round {round_}: {len(pending)} job(s) not completed yet, {busy} runner(s) busy")
@@ -192,12 +184,12 @@ def run_demo(sandbox_dir: pathlib.Path) -> int:
     reconcile(env, vars_file)
     time.sleep(1.0)
     say("Runners by state after the jobs")
-    print_runners(runner_info(env, vars_file))
+    status(env, vars_file)
     print(f"\n  API calls while the jobs were served (counted by the sandbox): {calls}")
 
     say("Emptying the pools (state: absent)")
     reconcile(env, vars_file, "-e", "reconcile_state=absent")
-    print_runners(runner_info(env, vars_file))
+    status(env, vars_file)
     say("Demo finished")
     return 0
 

@@ -10,7 +10,12 @@ import yaml
 from tests.integration.reconcile.conftest import BIN, Ansible, Core, pool_dict
 
 
-def run_playbook(ansible: Ansible, pools: list[dict[str, t.Any]], *extra: str) -> str:
+def run_playbook(
+    ansible: Ansible,
+    pools: list[dict[str, t.Any]],
+    *extra: str,
+    playbook: str = "selfhosted.github_runners.reconcile",
+) -> str:
     vars_file = ansible.workdir / "pools.yml"
     vars_file.write_text(
         yaml.safe_dump(
@@ -21,7 +26,7 @@ def run_playbook(ansible: Ansible, pools: list[dict[str, t.Any]], *extra: str) -
             }
         )
     )
-    cmd = [str(BIN / "ansible-playbook"), "selfhosted.github_runners.reconcile", "-e", f"@{vars_file}", *extra]
+    cmd = [str(BIN / "ansible-playbook"), playbook, "-e", f"@{vars_file}", *extra]
     proc = subprocess.run(cmd, env=ansible.env(), capture_output=True, text=True, timeout=300, check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return proc.stdout
@@ -39,3 +44,14 @@ def test_summary_is_readable_and_check_mode_tells_what_would_happen(ansible: Ans
 
     emptied = run_playbook(ansible, [pool], "-e", "reconcile_state=absent")
     assert "; created 0, deleted 2 (" in emptied
+
+
+def test_status_playbook_shows_every_runner_with_its_state(ansible: Ansible, core: Core) -> None:
+    pool = pool_dict(ansible.sandbox, min_idle=2)
+    run_playbook(ansible, [pool])
+    core.wait_idle(pool["name"], 2)
+    shown = run_playbook(ansible, [pool], playbook="selfhosted.github_runners.status")
+    assert f"{pool['name']}: idle 2" in shown
+    for server in core.servers(pool["name"]):
+        line = next(line for line in shown.splitlines() if server["name"] in line)
+        assert "idle" in line and "vm ACTIVE" in line and "github online" in line, line
