@@ -4,7 +4,28 @@
 
 from __future__ import annotations
 
+import html
+import re
 import typing as t
+
+# Markup that API servers and proxies put in error bodies (webob's pages and its JSON
+# "message" alike: "The resource could not be found.<br /><br />"). Only HTML tag names:
+# texts such as "<class 'int'>" in a message stay as they are.
+_HIDDEN_BLOCKS = re.compile(r"<(head|script|style)\b[^>]*>.*?</\1\s*>", re.IGNORECASE | re.DOTALL)
+_COMMENTS = re.compile(r"<!--.*?-->", re.DOTALL)
+_TAGS = re.compile(
+    r"</?(?:a|b|body|br|center|code|div|em|h[1-6]|head|hr|html|i|li|meta|ol|p|pre|span|strong|table|td|th|title|tr|ul)"
+    r"\b[^<>]*>",
+    re.IGNORECASE,
+)
+_WHITESPACE = re.compile(r"\s+")
+
+
+def plain_text(text: str) -> str:
+    """`text` without HTML markup or entities, its whitespace collapsed to single spaces."""
+    text = _COMMENTS.sub(" ", _HIDDEN_BLOCKS.sub(" ", text))
+    text = html.unescape(_TAGS.sub(" ", text))
+    return _WHITESPACE.sub(" ", text).strip()
 
 
 class RunnerError(Exception):
@@ -25,12 +46,14 @@ class ApiError(RunnerError):
 
     `call` names the operation (e.g. ``POST repos/o/r/actions/runners/generate-jitconfig``),
     `status` the HTTP status when there was one, `detail` the remote message
-    (GitHub `message`, Nova `fault`).
+    (GitHub `message`, Nova `fault`) as plain text: every API error passes here, so
+    markup in a server's error body never reaches a user.
     """
 
     service = "api"
 
     def __init__(self, call: str, detail: str, status: t.Optional[int] = None) -> None:
+        detail = plain_text(detail) or "no message"
         where = f"{self.service} {call}"
         code = f" (HTTP {status})" if status is not None else ""
         super().__init__(f"{where} failed{code}: {detail}")
