@@ -147,6 +147,22 @@ options:
         description: Creations and deletions run at most this many at once.
         type: int
         default: 4
+      creation_backoff:
+        description:
+          - After failed creations, wait this long before the pool creates again; the wait doubles with each
+            reconcile that records more failures, up to O(pools[].creation_backoff_max), and a random part of up to
+            half of it spreads pools that failed together.
+          - A failed creation is a server create the cloud refused (quota, HTTP 5xx, ...) or a VM of the pool that
+            went to ERROR before its runner came online (for example C(No valid host was found.), or a quota that
+            concurrent creates went past). A new VM of the pool that becomes ACTIVE with its runner online ends the
+            backoff. Deletions go on meanwhile.
+          - Seconds, or a string such as C(1m). V(0) records the failures but never waits.
+        type: raw
+        default: 1m
+      creation_backoff_max:
+        description: The longest wait of O(pools[].creation_backoff).
+        type: raw
+        default: 30m
 """
 
     LOCKING = r"""

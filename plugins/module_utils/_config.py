@@ -58,6 +58,15 @@ class PoolSpec:
     user_data: UserDataOptions = dataclasses.field(default_factory=UserDataOptions)
     timing: PoolTiming = dataclasses.field(default_factory=PoolTiming)
     create_concurrency: int = 4
+    # Seconds before the first retry after a failed creation, doubling per failed round up to the max.
+    creation_backoff: float = 60.0
+    creation_backoff_max: float = 1800.0
+    # Where the pool sits in the configuration (e.g. ``pools[2]``), for errors that name a field.
+    path: str = dataclasses.field(default="pools[0]", compare=False)
+
+    def field(self, name: str) -> str:
+        """The path of one of the pool's fields, e.g. ``pools[2].image``."""
+        return f"{self.path}.{name}"
 
 
 # Runner name = `<controller_id>-<pool>-<12 hex>`: 20 + 1 + 20 + 1 + 12 = 54, within
@@ -111,6 +120,8 @@ _POOL_KEYS = frozenset(
         "registration_grace",
         "max_lifetime",
         "create_concurrency",
+        "creation_backoff",
+        "creation_backoff_max",
     }
 )
 _USER_DATA_KEYS = frozenset(
@@ -169,6 +180,10 @@ def parse_pool(raw: object, *, path: str = "pools[0]") -> PoolSpec:
         raise ConfigError(f"{path}.volume_size", "is required with boot_from_volume: true (GiB)")
     if volume_size is not None and not boot_from_volume:
         raise ConfigError(f"{path}.volume_size", "is only used with boot_from_volume: true")
+    backoff = _duration(section, "creation_backoff", 60.0, path)
+    backoff_max = _duration(section, "creation_backoff_max", 1800.0, path)
+    if backoff_max < backoff:
+        raise ConfigError(f"{path}.creation_backoff_max", f"must be >= creation_backoff ({backoff:g}s)")
     return PoolSpec(
         name=name,
         scope=_scope(section, path),
@@ -193,6 +208,9 @@ def parse_pool(raw: object, *, path: str = "pools[0]") -> PoolSpec:
             minimum=1,
             maximum=MAX_CREATE_CONCURRENCY,
         ),
+        creation_backoff=backoff,
+        creation_backoff_max=backoff_max,
+        path=path,
     )
 
 
@@ -287,18 +305,18 @@ def _labels(value: object, path: str) -> t.Tuple[str, ...]:
     return tuple(labels)
 
 
+def _duration(section: _Section, key: str, default: float, path: str) -> float:
+    value = section.get(key)
+    return default if value is None else parse_duration(value, f"{path}.{key}")
+
+
 def _timing(section: _Section, path: str) -> PoolTiming:
     default = PoolTiming()
-
-    def duration(key: str, fallback: float) -> float:
-        value = section.get(key)
-        return fallback if value is None else parse_duration(value, f"{path}.{key}")
-
     timing = PoolTiming(
-        bootstrap_timeout=duration("bootstrap_timeout", default.bootstrap_timeout),
-        offline_grace=duration("offline_grace", default.offline_grace),
-        registration_grace=duration("registration_grace", default.registration_grace),
-        max_lifetime=duration("max_lifetime", default.max_lifetime),
+        bootstrap_timeout=_duration(section, "bootstrap_timeout", default.bootstrap_timeout, path),
+        offline_grace=_duration(section, "offline_grace", default.offline_grace, path),
+        registration_grace=_duration(section, "registration_grace", default.registration_grace, path),
+        max_lifetime=_duration(section, "max_lifetime", default.max_lifetime, path),
     )
     if timing.bootstrap_timeout <= 0:
         raise ConfigError(f"{path}.bootstrap_timeout", "must be > 0")

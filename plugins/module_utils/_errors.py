@@ -41,6 +41,10 @@ class ConfigError(RunnerError):
         self.message = message
 
 
+class UnresolvedError(ConfigError):
+    """A name in a pool (flavor, image, network, security group) that the cloud cannot resolve."""
+
+
 class ApiError(RunnerError):
     """A remote API refused or failed a call.
 

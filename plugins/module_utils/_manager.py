@@ -3,11 +3,14 @@
 """Carries out a pool's plan: creates and deletes runners with bounded concurrency.
 
 Safety rules live here, at the edge where the calls are made:
+- the pool's flavor, image, networks and security groups are resolved before its
+  first JIT config, so a bad name costs no runner registration;
 - a runner is created as JIT config first, then the server; when the server
   cannot be created, the JIT runner record is deleted again;
 - a runner that GitHub lists is deleted on GitHub first, and its VM only after
   GitHub answered 204 or 404; a 422 (busy) leaves the VM alone unless forced;
-- after a quota or rate-limit error no further creation is attempted this run.
+- after a failed server create, a quota or a rate-limit error no further creation
+  is attempted this run.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import typing as t
 
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._config import PoolSpec
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._errors import (
-    QuotaExceededError,
+    CloudError,
     RateLimitError,
     RunnerError,
 )
@@ -51,6 +54,8 @@ class ExecutionResult:
     # Deletions that failed, or found the runner still on GitHub although the listing missed it.
     undeleted: t.List[str] = dataclasses.field(default_factory=list)
     errors: t.List[str] = dataclasses.field(default_factory=list)
+    # What the cloud said to each server create that failed (for the pool's creation backoff).
+    create_failures: t.List[str] = dataclasses.field(default_factory=list)
 
     @property
     def changed(self) -> bool:
@@ -77,8 +82,25 @@ class PlanExecutor:
         result.deleted = dict(result.deleted)
         return result
 
+    def preview(self, pool: PoolSpec, plan: Plan) -> ExecutionResult:
+        """What check mode can tell without changing anything: whether the names of a pool to grow resolve."""
+        result = ExecutionResult()
+        if plan.create > 0:
+            self._resolve(pool, result)
+        return result
+
     # Creation ----------------------------------------------------------------
+    def _resolve(self, pool: PoolSpec, result: ExecutionResult) -> bool:
+        try:
+            self.cloud.resolve(pool)
+        except RunnerError as exc:
+            result.errors.append(f"pool {pool.name}: {exc}")
+            return False
+        return True
+
     def _create_all(self, pool: PoolSpec, count: int, result: ExecutionResult) -> None:
+        if not self._resolve(pool, result):
+            return
         try:
             group_id = self.github.runner_group_id(pool.scope, pool.runner_group)
         except RunnerError as exc:
@@ -91,14 +113,19 @@ class PlanExecutor:
                 return
             try:
                 self._create(pool, group_id, result)
-            except (QuotaExceededError, RateLimitError):
-                stop.set()  # more attempts would only fail the same way
+            except (CloudError, RateLimitError):
+                stop.set()  # more attempts would only fail the same way, each with a JIT registration
                 raise
 
         self._run_all(pool, [create_one] * count, result)
 
     def _create(self, pool: PoolSpec, group_id: int, result: ExecutionResult) -> None:
-        name = self.create_runner(pool, group_id, on_cleanup_error=result.errors.append)
+        try:
+            name = self.create_runner(pool, group_id, on_cleanup_error=result.errors.append)
+        except CloudError as exc:
+            with self._lock:
+                result.create_failures.append(exc.detail)
+            raise
         with self._lock:
             result.created.append(name)
 
@@ -110,6 +137,8 @@ class PlanExecutor:
         on_cleanup_error: t.Callable[[str], None] = lambda message: None,
     ) -> str:
         """JIT runner first, then its server; returns the runner (and VM) name."""
+        # Before the JIT registration: a bad name must not cost one (answers are cached per run).
+        self.cloud.resolve(pool)
         name = name or runner_name(self.controller_id, pool.name)
         runner, jit_config = self.github.generate_jit_config(pool.scope, name, pool.labels, group_id)
         try:

@@ -150,6 +150,8 @@ class Plan:
     delete: t.Tuple[Deletion, ...] = ()
     # Busy runners that `absent`/`flushed` leave for a later run (no force).
     deferred: t.Tuple[str, ...] = ()
+    # Creations the pool's creation backoff puts off to a later run (see _backoff).
+    held: int = 0
 
     @property
     def empty(self) -> bool:

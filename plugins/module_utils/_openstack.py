@@ -19,6 +19,7 @@ import base64
 import collections
 import dataclasses
 import datetime
+import re
 import threading
 import time
 import traceback
@@ -28,6 +29,7 @@ from ansible_collections.selfhosted.github_runners.plugins.module_utils._config 
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._errors import (
     CloudError,
     QuotaExceededError,
+    UnresolvedError,
 )
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._identity import (
     controller_tag,
@@ -59,6 +61,11 @@ COMPUTE_MICROVERSION = "2.52"
 MAX_USER_DATA = 65535
 DEFAULT_RETRY = RetryPolicy()
 _EPOCH = datetime.datetime.fromtimestamp(0, datetime.timezone.utc)  # noqa: UP017 - module_utils run on older Pythons
+_UUID_RE = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+#: Nova's `networks` values that name no network (microversion 2.37 and later).
+NETWORK_KEYWORDS = frozenset({"none", "auto"})
+
+LookupKind = t.Literal["flavor", "image", "network", "security_group"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -109,6 +116,28 @@ def vm_from_server(server: t.Mapping[str, t.Any]) -> t.Optional[VmInfo]:
     )
 
 
+def pool_lookups(pool: PoolSpec) -> t.List[t.Tuple[str, LookupKind, str]]:
+    """The (field, kind, name) look-ups a pool needs before its first runner is registered.
+
+    The flavor is always looked up (creating needs its id and disk size). An image, network or
+    security group given as a UUID goes to Nova as it is, and so do ``none``/``auto`` networks.
+    """
+    lookups: t.List[t.Tuple[str, LookupKind, str]] = [(pool.field("flavor"), "flavor", pool.flavor)]
+    if not _UUID_RE.fullmatch(pool.image):
+        lookups.append((pool.field("image"), "image", pool.image))
+    for index, network in enumerate(pool.networks):
+        if not _UUID_RE.fullmatch(network) and network.lower() not in NETWORK_KEYWORDS:
+            lookups.append((pool.field(f"networks[{index}]"), "network", network))
+    for index, group in enumerate(pool.security_groups):
+        if not _UUID_RE.fullmatch(group):
+            lookups.append((pool.field(f"security_groups[{index}]"), "security_group", group))
+    return lookups
+
+
+class _NoSingleMatch(CloudError):
+    """The cloud has no resource of that name, or more than one."""
+
+
 def _disable_sdk_retries(session: t.Any) -> None:
     """Make our retry layer the only one, on the connection's keystoneauth session.
 
@@ -141,6 +170,7 @@ class CloudClient:
         self._lock = threading.Lock()
         self._calls: collections.Counter[str] = collections.Counter()
         self._total_calls = 0
+        # Look-up answers for the run, failures (CloudError) included.
         self._resolved: t.Dict[t.Tuple[str, str], t.Any] = {}
         self._resolve_locks: t.Dict[t.Tuple[str, str], threading.Lock] = {}
         # Count every HTTP request the session makes (auth and version discovery included).
@@ -314,19 +344,56 @@ class CloudClient:
         return "deleted"
 
     # Look-ups, once per name per run ---------------------------------------------------------
-    def _find(self, kind: str, name_or_id: str) -> t.Any:
-        finders: t.Dict[str, t.Callable[[], t.Any]] = {
-            "flavor": lambda: self.conn.compute.find_flavor(name_or_id, ignore_missing=False),
-            "image": lambda: self.conn.image.find_image(name_or_id, ignore_missing=False),
-            "network": lambda: self.conn.network.find_network(name_or_id, ignore_missing=False),
+    def resolve(self, pool: PoolSpec) -> None:
+        """Look up the pool's flavor, image, networks and security groups; UnresolvedError names the field."""
+        for field, kind, name in pool_lookups(pool):
+            try:
+                self._find(kind, name)
+            except _NoSingleMatch as exc:
+                raise UnresolvedError(field, exc.detail) from None
+            except CloudError as exc:
+                raise UnresolvedError(field, f"cannot look up {_label(kind)} {name!r}: {exc}") from None
+
+    def _find(self, kind: LookupKind, name_or_id: str) -> t.Any:
+        finders: t.Dict[str, t.Callable[..., t.Any]] = {
+            "flavor": self.conn.compute.find_flavor,
+            "image": self.conn.image.find_image,
+            "network": self.conn.network.find_network,
+            "security_group": self.conn.network.find_security_group,
         }
+        call = f"find {_label(kind)} {name_or_id}"
+
+        def find() -> t.Any:
+            # Security groups of the project only: an admin sees every project's `default`.
+            scope = {"project_id": self.conn.current_project_id} if kind == "security_group" else {}
+            try:
+                return finders[kind](name_or_id, ignore_missing=False, **scope)
+            except os_exc.NotFoundException as exc:
+                if exc.response is not None:  # a failed request, not an empty answer
+                    raise
+                raise _NoSingleMatch(call, f"no {_label(kind)} named {name_or_id!r}", 404) from None
+            except os_exc.DuplicateResource:
+                raise _NoSingleMatch(
+                    call, f"more than one {_label(kind)} is named {name_or_id!r}: give its id", 409
+                ) from None
+
         key = (kind, name_or_id)
         with self._lock:
             lock = self._resolve_locks.setdefault(key, threading.Lock())
         with lock:
             if key not in self._resolved:
-                self._resolved[key] = self._call(f"find_{kind}", f"find {kind} {name_or_id}", finders[kind])
-            return self._resolved[key]
+                try:
+                    self._resolved[key] = self._call(f"find_{kind}", call, find)
+                except CloudError as exc:
+                    self._resolved[key] = exc  # a failed look-up fails the same way for the rest of the run
+            found = self._resolved[key]
+        if isinstance(found, CloudError):
+            raise found
+        return found
 
     def close(self) -> None:
         self.conn.close()
+
+
+def _label(kind: LookupKind) -> str:
+    return kind.replace("_", " ")

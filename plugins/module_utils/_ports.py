@@ -56,6 +56,13 @@ class CloudPort(t.Protocol):
 
     def list_servers(self, controller_id: str, pool: t.Optional[str] = None) -> t.List[VmInfo]: ...
 
+    def resolve(self, pool: PoolSpec) -> None:
+        """Look up the pool's flavor, image, networks and security groups, before any runner is registered.
+
+        Each name once per run: answers and failures alike are kept for the rest of the run.
+        Raises `UnresolvedError` naming the pool's field (e.g. ``pools[0].image``).
+        """
+
     def create_server(
         self,
         name: str,

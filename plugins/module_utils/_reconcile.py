@@ -12,15 +12,21 @@ from __future__ import annotations
 import collections
 import contextlib
 import dataclasses
+import random
 import time
 import typing as t
 
+from ansible_collections.selfhosted.github_runners.plugins.module_utils._backoff import (
+    CreationBackoff,
+    after_failures,
+    hold_creations,
+    observe_boots,
+)
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._config import PoolSpec
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._identity import owns_name
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._lock import PoolLock
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._manager import (
     Clock,
-    ExecutionResult,
     PlanExecutor,
     utcnow,
 )
@@ -78,12 +84,18 @@ class Snapshot:
 
 class Reconciler:
     def __init__(
-        self, github: GithubPort, cloud: CloudPort, locks: t.Optional[LockFactory], clock: Clock = utcnow
+        self,
+        github: GithubPort,
+        cloud: CloudPort,
+        locks: t.Optional[LockFactory],
+        clock: Clock = utcnow,
+        rng: t.Callable[[], float] = random.random,
     ) -> None:
         self.github = github
         self.cloud = cloud
         self.locks = locks
         self.clock = clock
+        self.rng = rng  # the jitter of creation backoffs
 
     def view(self, pools: t.Sequence[PoolSpec], controller_id: str) -> t.Dict[str, t.List[RunnerView]]:
         """The joined view of each pool, without locking or changing anything."""
@@ -131,19 +143,28 @@ class Reconciler:
         runners = snapshot.runners(pool)
         state = lock.load_state()
         previous = state.get("history")
-        history = observe(RunnerHistory.from_dict(previous or {}), runners, now)
+        seen = RunnerHistory.from_dict(previous or {})
+        history = observe(seen, runners, now)
         # Without a saved history (a first run, or a lock store that does not persist, such as
         # a fresh AWX container) ages are unknown: a runner without a VM counts as old, so an
         # orphan is cleaned up now rather than never.
         views = derive_states(snapshot.vms(pool), runners, now, pool.timing, history if previous else None)
+        delays = {"base": pool.creation_backoff, "cap": pool.creation_backoff_max}
+        saved = CreationBackoff.from_dict(state.get("backoff"))
+        backoff = observe_boots(saved, views, seen.was_online, now, rng=self.rng, **delays)
         plan = plan_pool(pool, views, mode=options.mode, queued_jobs=queued_jobs, force=options.force)
+        plan = hold_creations(plan, backoff, now)
+        executor = PlanExecutor(self.github, self.cloud, options.controller_id, self.clock)
         if options.check_mode:
-            execution = ExecutionResult()
+            execution = executor.preview(pool, plan)
         else:
-            execution = PlanExecutor(self.github, self.cloud, options.controller_id, self.clock).execute(pool, plan)
+            execution = executor.execute(pool, plan)
             history = record_created(history, execution.created, now)
-            lock.save_state({**state, "history": history.to_dict()})
-        return PoolReport(pool.name, plan, views, execution, time.monotonic() - started, options.check_mode)
+            backoff = after_failures(backoff, execution.create_failures, now, rng=self.rng, **delays)
+            lock.save_state({**state, "history": history.to_dict(), "backoff": backoff.to_dict()})
+        return PoolReport(
+            pool.name, plan, views, execution, time.monotonic() - started, options.check_mode, backoff, now
+        )
 
 
 def queued_jobs_per_pool(github: GithubPort, pools: t.Sequence[PoolSpec]) -> t.Dict[str, int]:

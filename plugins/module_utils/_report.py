@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import datetime
 import typing as t
 
+from ansible_collections.selfhosted.github_runners.plugins.module_utils._backoff import CreationBackoff
+from ansible_collections.selfhosted.github_runners.plugins.module_utils._identity import format_timestamp
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._manager import ExecutionResult
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._model import Plan, RunnerState, RunnerView
 
@@ -23,6 +26,31 @@ class PoolReport:
     execution: ExecutionResult
     duration: float
     check_mode: bool = False
+    backoff: CreationBackoff = dataclasses.field(default_factory=CreationBackoff)
+    now: t.Optional[datetime.datetime] = None  # when the pool was reconciled
+
+    @property
+    def backing_off(self) -> bool:
+        """Whether the pool's creations wait (the plan then creates nothing)."""
+        return self.now is not None and self.backoff.active(self.now)
+
+    def backoff_info(self) -> t.Dict[str, t.Any]:
+        backoff = self.backoff
+        return {
+            "active": self.backing_off,
+            "backoff_until": format_timestamp(backoff.until) if backoff.until is not None else None,
+            "consecutive_failures": backoff.failures,
+            "last_fault": backoff.last_fault,
+            "fault_kind": backoff.fault_kind,
+        }
+
+    def warnings(self) -> t.List[str]:
+        if not self.backing_off or self.backoff.until is None:
+            return []
+        return [
+            f"pool {self.pool}: creations back off until {format_timestamp(self.backoff.until)} after"
+            f" {self.backoff.failures} failed creations in a row ({self.backoff.fault_kind}): {self.backoff.last_fault}"
+        ]
 
     @property
     def changed(self) -> bool:
@@ -49,6 +77,8 @@ class PoolReport:
         line = f"{self.pool}: {states}; {verb[0]} {created}, {verb[1]} {deleted}{why}"
         if self.plan.deferred:
             line += f"; busy runners left for a later run: {len(self.plan.deferred)}"
+        if self.plan.held and self.backoff.until is not None:
+            line += f"; {self.plan.held} held back until {format_timestamp(self.backoff.until)} (creation backoff)"
         return line
 
     def as_dict(self) -> t.Dict[str, t.Any]:
@@ -64,7 +94,9 @@ class PoolReport:
                 "create": plan.create,
                 "delete": [{"name": d.name, "reason": d.reason.value, "busy": d.busy} for d in plan.delete],
                 "deferred": list(plan.deferred),
+                "held": plan.held,
             },
+            "backoff": self.backoff_info(),
             "created": sorted(self.execution.created),
             "deleted": {reason: sorted(names) for reason, names in self.execution.deleted.items()},
             "skipped_busy": sorted(self.execution.skipped_busy),
@@ -86,6 +118,15 @@ class ReconcileReport:
     @property
     def errors(self) -> t.List[str]:
         return [e for p in self.pools for e in p.execution.errors]
+
+    @property
+    def warnings(self) -> t.List[str]:
+        return [w for p in self.pools for w in p.warnings()]
+
+    @property
+    def held(self) -> t.List[str]:
+        """Pools that need runners but create none while their creations back off."""
+        return [p.pool for p in self.pools if p.plan.held]
 
     def diff(self) -> t.Dict[str, t.Any]:
         """Runners (name: state) per pool before and after; in check mode, after as planned."""

@@ -14,6 +14,15 @@ description:
     just-in-time runners until the pool has O(pools[].min_idle) idle runners, never more than O(pools[].max_runners).
   - A busy runner is never deleted unless O(force=true); GitHub is asked first and a VM is deleted only after GitHub
     deleted or no longer knows its runner.
+  - Before a pool's first runner of a run is registered on GitHub, its flavor, image, networks and security groups
+    are looked up (once per name and run; an image, network or security group given as an ID is passed to Nova as it
+    is). A name the cloud does not know fails that pool with an error that names the field (such as C(pools[0].image))
+    and costs no runner registration; the other pools go on.
+  - A pool whose creations fail (a quota, HTTP 5xx on create, VMs that go to ERROR at boot such as
+    C(No valid host was found.)) backs off, see O(pools[].creation_backoff). While it backs off, the run still deletes
+    the pool's failed and finished runners but creates none, says so in RV(pools[].plan.held) and
+    RV(pools[].backoff), and warns. The backoff is kept with the pool's lock state (O(lock_dir) or O(mongodb_uri)), so
+    the next run, on any host, goes on from it.
   - Run it on a schedule (cron, systemd timer, AWX) with the C(selfhosted.github_runners.reconcile) playbook.
 options:
   state:
@@ -41,6 +50,7 @@ options:
   wait:
     description:
       - After reconciling, wait until every pool has at least O(pools[].min_idle) idle runners.
+      - Fails at once instead when a pool that needs runners backs off its creations (see O(pools[].creation_backoff)).
     type: bool
     default: false
   wait_timeout:
@@ -59,7 +69,8 @@ extends_documentation_fragment:
 attributes:
   check_mode:
     support: full
-    details: Returns the plan the real run would carry out, and makes no mutating API call.
+    details: Returns the plan the real run would carry out, its creation backoff included, makes no mutating API call
+      and saves no pool state.
   diff_mode:
     support: full
 author:
@@ -91,6 +102,27 @@ EXAMPLES = r"""
     github_app_installation_id: 987654
     mongodb_uri: "{{ vault_mongodb_uri }}"
     pools: "{{ runner_pools }}"
+
+- name: On a cloud that often runs out of capacity, wait longer before creating again after failures
+  selfhosted.github_runners.github_runner_pool:
+    controller_id: ci1
+    cloud: mycloud
+    pools:
+      - name: gpu
+        organization: octo-org
+        labels: [self-hosted, linux, gpu]
+        min_idle: 1
+        flavor: g1.large
+        image: ubuntu-24.04-runner
+        networks: [runners-net]
+        creation_backoff: 5m
+        creation_backoff_max: 2h
+  register: reconciled
+
+- name: Say when the GPU pool may create again
+  ansible.builtin.debug:
+    msg: "{{ reconciled.pools[0].backoff.last_fault }}: no new runner before {{ reconciled.pools[0].backoff.backoff_until }}"
+  when: reconciled.pools[0].backoff.active
 
 - name: Replace every idle runner after an image update
   selfhosted.github_runners.github_runner_pool:
@@ -149,6 +181,31 @@ pools:
           description: Busy runners left for a later run (absent or flushed without force).
           type: list
           elements: str
+        held:
+          description: Runners not created because the pool's creations back off (see RV(pools[].backoff)).
+          type: int
+    backoff:
+      description: The pool's creation backoff after this run (in check mode, as the run would leave it).
+      type: dict
+      contains:
+        active:
+          description: Whether creations wait; the run created none while it did.
+          type: bool
+        backoff_until:
+          description: When the pool may create again (UTC); null when no creation failed since the last success.
+          type: str
+          sample: "2026-01-01T12:03:30Z"
+        consecutive_failures:
+          description: Failed creations since a runner of the pool last came online.
+          type: int
+        last_fault:
+          description: What the cloud said about the last failed creation (Nova's fault or the create call's error).
+          type: str
+          sample: "No valid host was found."
+        fault_kind:
+          description: V(quota) (also when reached through ERROR), V(no_valid_host), or V(error); null without failures.
+          type: str
+          sample: no_valid_host
     created:
       description: Names of the runners created.
       type: list
@@ -162,7 +219,8 @@ pools:
       type: list
       elements: str
     errors:
-      description: Errors of this pool's creations and deletions.
+      description: Errors of this pool's creations and deletions, and names of the pool the cloud could not resolve
+        (with the field, for example C(pools[0].image)).
       type: list
       elements: str
     duration:
@@ -219,12 +277,17 @@ def main():
         )
         report = reconciler.run(pools, options)
         result = dict(changed=report.changed, **report.as_dict())
+        if report.warnings:
+            result["warnings"] = report.warnings
         if module.module._diff:
             result["diff"] = report.diff()
         if report.errors:
             result.update(failed=True, msg="; ".join(report.errors))
         elif params["wait"] and not module.check_mode and params["state"] == "present":
-            result["idle"] = wait_for_idle(reconciler, pools, controller_id, params["wait_timeout"])
+            if report.held:  # their runners cannot come before the backoff ends
+                result.update(failed=True, msg="not waiting for idle runners: " + "; ".join(report.warnings))
+            else:
+                result["idle"] = wait_for_idle(reconciler, pools, controller_id, params["wait_timeout"])
         return result
 
     module.run(run)

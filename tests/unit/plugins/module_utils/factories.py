@@ -48,9 +48,16 @@ def vm(
     *,
     vm_id: t.Optional[str] = None,
     runner_id: t.Optional[int] = None,
+    fault: t.Optional[str] = None,
 ) -> VmInfo:
     return VmInfo(
-        id=vm_id or f"vm-{name}", name=name, status=status, created_at=ago(age), pool="small", runner_id=runner_id
+        id=vm_id or f"vm-{name}",
+        name=name,
+        status=status,
+        created_at=ago(age),
+        pool="small",
+        runner_id=runner_id,
+        fault=fault,
     )
 
 

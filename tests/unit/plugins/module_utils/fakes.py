@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import collections
+import dataclasses
 import datetime
 import itertools
 import threading
 import typing as t
 
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._config import PoolSpec
-from ansible_collections.selfhosted.github_runners.plugins.module_utils._errors import CloudError, RunnerError
+from ansible_collections.selfhosted.github_runners.plugins.module_utils._errors import (
+    CloudError,
+    RunnerError,
+    UnresolvedError,
+)
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._identity import GHR_RUNNER_ID, pool_tag
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._model import (
     GithubRunner,
@@ -17,6 +22,7 @@ from ansible_collections.selfhosted.github_runners.plugins.module_utils._model i
     Scope,
     VmInfo,
 )
+from ansible_collections.selfhosted.github_runners.plugins.module_utils._openstack import pool_lookups
 
 NOW = datetime.datetime(2026, 1, 1, 12, 0, tzinfo=datetime.UTC)
 MUTATING = {"generate_jit_config", "delete_runner", "create_server", "delete_server"}
@@ -89,6 +95,11 @@ class FakeCloud:
         self.calls: collections.Counter[str] = collections.Counter()
         self.log: list[tuple[str, t.Any]] = []
         self.fail_create: RunnerError | None = None
+        # A Nova fault message: every server created from now on lists in ERROR with it.
+        self.boot_fault: str | None = None
+        # Names the cloud does not know, per kind ("flavor", "image", "network", "security_group").
+        self.unknown: dict[str, set[str]] = collections.defaultdict(set)
+        self._looked_up: dict[tuple[str, str], bool] = {}  # answers of the run: found or not
         self.clock = clock
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
@@ -113,6 +124,15 @@ class FakeCloud:
         self._record("list_servers", pool)
         return [vm for vm in self.servers.values() if pool is None or vm.pool == pool]
 
+    def resolve(self, pool: PoolSpec) -> None:
+        for field, kind, name in pool_lookups(pool):
+            key = (kind, name)
+            if key not in self._looked_up:  # once per name and run, as the real client caches
+                self._record(f"find_{kind}", name)
+                self._looked_up[key] = name not in self.unknown[kind]
+            if not self._looked_up[key]:
+                raise UnresolvedError(field, f"no {kind.replace('_', ' ')} named {name!r}")
+
     def create_server(
         self, name: str, pool: PoolSpec, user_data: str, metadata: t.Mapping[str, str], tags: t.Sequence[str]
     ) -> str:
@@ -120,10 +140,26 @@ class FakeCloud:
         if self.fail_create is not None:
             raise self.fail_create
         assert pool_tag(pool.name) in tags
+        status = "BUILD" if self.boot_fault is None else "ERROR"
         with self._lock:
-            vm = VmInfo(f"vm-{next(self._ids)}", name, "BUILD", self.clock(), pool.name, int(metadata[GHR_RUNNER_ID]))
+            vm = VmInfo(
+                f"vm-{next(self._ids)}",
+                name,
+                status,
+                self.clock(),
+                pool.name,
+                int(metadata[GHR_RUNNER_ID]),
+                fault=self.boot_fault,
+            )
             self.servers[vm.id] = vm
         return vm.id
+
+    def boot(self) -> None:
+        """What Nova does after a while: servers in BUILD become ACTIVE."""
+        with self._lock:
+            for vm_id, vm in list(self.servers.items()):
+                if vm.status == "BUILD":
+                    self.servers[vm_id] = dataclasses.replace(vm, status="ACTIVE")
 
     def delete_server(self, server_id: str) -> t.Literal["deleted", "not_found"]:
         self._record("delete_server", server_id)

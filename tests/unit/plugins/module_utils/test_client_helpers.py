@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import typing as t
 
 import pytest
 from github import GithubException
 
+from ansible_collections.selfhosted.github_runners.plugins.module_utils._config import parse_pool
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._errors import (
     ConfigError,
     GithubError,
@@ -21,7 +23,11 @@ from ansible_collections.selfhosted.github_runners.plugins.module_utils._github 
     job_matches,
 )
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._model import Scope, ScopeKind
-from ansible_collections.selfhosted.github_runners.plugins.module_utils._openstack import CloudOptions, vm_from_server
+from ansible_collections.selfhosted.github_runners.plugins.module_utils._openstack import (
+    CloudOptions,
+    pool_lookups,
+    vm_from_server,
+)
 
 TOKEN = "ghp_" + "A" * 36
 NOW = 1_700_000_000.0
@@ -229,3 +235,36 @@ def test_vm_from_server_falls_back_to_novas_created_and_skips_untagged() -> None
     assert vm.created_at == datetime.datetime(2024, 5, 1, 10, 0, 5, tzinfo=datetime.UTC)
     assert vm.runner_id is None and vm.fault is None
     assert vm_from_server({"id": "y", "name": "n", "status": "ACTIVE", "tags": ["other"]}) is None
+
+
+# --- look-ups a pool needs ----------------------------------------------------------------------
+
+
+def test_pool_lookups_name_each_field_and_skip_what_nova_takes_as_it_is() -> None:
+    image_id = "3f0c1f0e-0000-4000-8000-000000000001"
+    net_id = "3F0C1F0E-0000-4000-8000-000000000002"
+    sg_id = "3f0c1f0e-0000-4000-8000-000000000003"
+    pool = parse_pool(
+        {
+            "name": "small",
+            "repository": "octo/hello",
+            "labels": ["linux"],
+            "flavor": "m1.small",
+            "image": image_id,
+            "networks": ["runners-net", net_id, "other"],
+            "security_groups": [sg_id, "no-ingress"],
+        },
+        path="pools[2]",
+    )
+    assert pool_lookups(pool) == [
+        ("pools[2].flavor", "flavor", "m1.small"),
+        ("pools[2].networks[0]", "network", "runners-net"),
+        ("pools[2].networks[2]", "network", "other"),
+        ("pools[2].security_groups[1]", "security_group", "no-ingress"),
+    ]
+    named = dataclasses.replace(pool, image="ubuntu-24.04-runner", networks=("auto",), security_groups=())
+    assert pool_lookups(named) == [
+        ("pools[2].flavor", "flavor", "m1.small"),
+        ("pools[2].image", "image", "ubuntu-24.04-runner"),
+    ]
+    assert pool_lookups(dataclasses.replace(named, networks=("none",))) == pool_lookups(named)

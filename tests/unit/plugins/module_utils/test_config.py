@@ -397,3 +397,23 @@ def test_error_text_is_field_then_message() -> None:
     err = error(raw_pool(max_runners=-3), path="pools[4]")
     assert str(err) == f"pools[4].max_runners: {err.message}"
     assert "-3" in err.message
+
+
+def test_creation_backoff_and_its_max() -> None:
+    pool = parse_pool(raw_pool())
+    assert (pool.creation_backoff, pool.creation_backoff_max) == (60.0, 1800.0)
+    pool = parse_pool(raw_pool(creation_backoff="2m", creation_backoff_max="1h"))
+    assert (pool.creation_backoff, pool.creation_backoff_max) == (120.0, 3600.0)
+    assert parse_pool(raw_pool(creation_backoff=0, creation_backoff_max=0)).creation_backoff == 0.0
+    assert parse_pool(raw_pool(creation_backoff="1m", creation_backoff_max="30m")) == parse_pool(raw_pool())
+    assert error(raw_pool(creation_backoff="later")).field == "pools[0].creation_backoff"
+    too_low = error(raw_pool(creation_backoff="10m", creation_backoff_max="5m"))
+    assert str(too_low) == "pools[0].creation_backoff_max: must be >= creation_backoff (600s)"
+
+
+def test_pools_know_where_they_sit_in_the_configuration() -> None:
+    pools = parse_pools([raw_pool(name="a"), raw_pool(name="b")])
+    assert [p.field("image") for p in pools] == ["pools[0].image", "pools[1].image"]
+    assert parse_pool(raw_pool(), path="pool").field("networks[0]") == "pool.networks[0]"
+    # The place is no part of the pool's identity.
+    assert pools[1] == parse_pool(raw_pool(name="b"), path="elsewhere")
