@@ -13,6 +13,9 @@ COLLECTIONS := $(VENV)/collections
 GHR_CACHE_DIR ?= $(HOME)/.cache/ghr
 FERRETDB := $(GHR_CACHE_DIR)/ferretdb-v1.24.2
 STAMP := $(VENV)/.installed
+DOCS := $(BUILD)/docs
+# Every Markdown file whose Mermaid blocks are rendered and checked.
+DOCS_MARKDOWN = README.md $(sort $(shell find docs -name '*.md'))
 
 export PATH := $(abspath $(BIN)):$(PATH)
 export GHR_CACHE_DIR
@@ -20,11 +23,12 @@ export ANSIBLE_COLLECTIONS_PATH := $(abspath $(COLLECTIONS))
 export ANSIBLE_NOCOLOR := 1
 export PY_COLORS := 0
 
-.PHONY: help venv ferretdb schemas lint sanity ansible-lint docs-check pytest units integration test demo bench clean
+.PHONY: help venv ferretdb schemas lint sanity ansible-lint docs-check docs-tools docs pytest units integration test demo bench clean
 
 help:
 	@echo "make demo   - set up everything and run the reconcile playbook against the local sandbox"
 	@echo "make test   - set up everything and run every gate (lint, sanity, ansible-lint, build+docs, tests)"
+	@echo "make docs   - build the documentation site into $(DOCS)/html and check it"
 	@echo "make venv   - create or update the virtual environment in $(VENV)"
 
 # The virtual environment, re-installed when a requirements file changes.
@@ -73,6 +77,23 @@ docs-check: venv
 	$(BIN)/ansible-galaxy collection install $(BUILD)/dist/selfhosted-github_runners-*.tar.gz -p $(BUILD)/installed --force
 	$(BIN)/python tests/utils/render_docs.py $(BUILD)/installed
 
+# Debian's chromium (installed with apt-get when missing) and the pinned Mermaid CLI (npm ci
+# into GHR_CACHE_DIR, no browser download).
+docs-tools: venv
+	$(BIN)/python -m tests.utils.docs_tools install
+
+# The documentation site: lint the installed collection's docs and the changelog fragments,
+# render every Mermaid block (a parse or render error fails), generate the reference with
+# antsibull-docs, build it with the Markdown pages in Sphinx (warnings fail), then open every
+# page in headless Chromium (tests/docs). Open $(DOCS)/html/index.html to read it.
+docs: docs-check docs-tools
+	ANSIBLE_COLLECTIONS_PATH=$(abspath $(BUILD)/installed) \
+	  $(BIN)/antsibull-docs lint-collection-docs --plugin-docs $(BUILD)/installed/ansible_collections/selfhosted/github_runners
+	$(BIN)/antsibull-changelog lint
+	$(BIN)/python -m tests.utils.render_mermaid $(DOCS)/diagrams $(DOCS_MARKDOWN)
+	$(BIN)/python -m tests.utils.build_docsite $(BUILD)/installed $(DOCS)/diagrams $(DOCS)
+	$(BIN)/python -m pytest tests/docs -q
+
 units: venv
 	$(BIN)/python -m pytest tests/unit
 
@@ -83,7 +104,7 @@ integration: venv ferretdb schemas
 pytest: venv ferretdb schemas
 	$(BIN)/python -m pytest tests/unit tests/integration
 
-test: lint sanity ansible-lint docs-check pytest
+test: lint sanity ansible-lint docs-check docs pytest
 
 demo: venv
 	$(BIN)/python -m tests.demo
