@@ -57,6 +57,8 @@ def chromium() -> str:
 
 def ensure_chromium() -> str:
     if shutil.which("chromium") is None:
+        if shutil.which("apt-get") is None:
+            raise FileNotFoundError("chromium is not installed and there is no apt-get: install Chromium as `chromium`")
         sudo = [] if os.geteuid() == 0 else ["sudo"]
         env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
         print("docs tools: installing Debian's chromium package", file=sys.stderr)

@@ -85,6 +85,8 @@ def png_size(path: pathlib.Path) -> tuple[int, int]:
 
 def render(blocks: list[Block], out: pathlib.Path, mmdc: pathlib.Path, puppeteer_config: pathlib.Path) -> list[str]:
     """Render `blocks` into OUT; returns the errors (empty when every block rendered)."""
+    if not mmdc.exists():
+        raise FileNotFoundError(f"no Mermaid CLI at {mmdc}: run `make docs-tools`")
     out.mkdir(parents=True, exist_ok=True)
     for stale in out.glob("*.png"):
         stale.unlink()
