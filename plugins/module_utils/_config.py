@@ -135,6 +135,15 @@ def parse_pool_name(value: object, *, path: str = "name") -> str:
     return _short_name(value, path)
 
 
+def parse_repository(value: object, *, path: str = "repository") -> str:
+    """A repository as GitHub names it: `owner/repo`."""
+    text = _text(value, path)
+    owner, _slash, repo = text.partition("/")
+    if not (_LOGIN_RE.fullmatch(owner) and _REPO_RE.fullmatch(repo)) or repo in {".", ".."}:
+        raise ConfigError(path, f"must be owner/repo, got {text!r}")
+    return text
+
+
 def parse_controller_id(value: object, *, path: str = "controller_id") -> str:
     """A controller id: lower-case letters and digits, at most 20 characters.
 
@@ -270,10 +279,7 @@ def _scope(section: _Section, path: str) -> Scope:
     key = given[0]
     value = _text(section.get(key), f"{path}.{key}")
     if key == "repository":
-        owner, _slash, repo = value.partition("/")
-        if not (_LOGIN_RE.fullmatch(owner) and _REPO_RE.fullmatch(repo)) or repo in {".", ".."}:
-            raise ConfigError(f"{path}.repository", f"must be owner/repo, got {value!r}")
-        return Scope(ScopeKind.REPOSITORY, value)
+        return Scope(ScopeKind.REPOSITORY, parse_repository(value, path=f"{path}.repository"))
     if key == "organization":
         if not _LOGIN_RE.fullmatch(value):
             raise ConfigError(f"{path}.organization", f"must be an organization login, got {value!r}")

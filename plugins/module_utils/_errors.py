@@ -88,3 +88,7 @@ class QuotaExceededError(CloudError):
 
 class LockError(RunnerError):
     """The pool lock is held by another reconcile."""
+
+
+class QueueError(RunnerError):
+    """The job queue refused or failed an operation: a bad job document, a lost lease, MongoDB down."""
