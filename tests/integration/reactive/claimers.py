@@ -13,7 +13,7 @@ from ansible_collections.selfhosted.github_runners.plugins.module_utils._reactiv
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._reactive.mongo import MongoAccess
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._reactive.queue import JobQueue
 
-UTC = datetime.timezone.utc
+UTC = datetime.UTC
 
 
 @dataclasses.dataclass(frozen=True)

@@ -45,6 +45,19 @@ def run_threads(targets: list[t.Callable[[], None]]) -> None:
     assert not any(thread.is_alive() for thread in threads)
 
 
+def race_threads(queues: list[JobQueue], pool: str) -> list[Win]:
+    """All queues claim from `pool` at once, each in its own thread, until it is empty."""
+    barrier = threading.Barrier(len(queues))
+    per_claimer: list[list[Win]] = [[] for _ in queues]
+
+    def claimer(index: int) -> None:
+        barrier.wait(timeout=60)
+        per_claimer[index] = claim_until_empty(queues[index], pool)
+
+    run_threads([lambda i=i: claimer(i) for i in range(len(queues))])
+    return [win for won in per_claimer for win in won]
+
+
 def assert_each_job_won_once(wins: list[Win], jobs: list[str]) -> None:
     by_job = collections.defaultdict(list)
     for win in wins:
@@ -59,17 +72,7 @@ def test_threads_never_win_the_same_job_twice(make_queue: t.Callable[..., JobQue
     for round_number in range(20):
         pool = f"t{round_number}"
         jobs = fill(queues[0], pool, 8)
-        barrier = threading.Barrier(CLAIMERS)
-        wins: list[Win] = []
-        lock = threading.Lock()
-
-        def claimer(queue: JobQueue, pool: str = pool, barrier: threading.Barrier = barrier) -> None:
-            barrier.wait(timeout=60)
-            won = claim_until_empty(queue, pool)
-            with lock:
-                wins.extend(won)
-
-        run_threads([lambda q=q: claimer(q) for q in queues])
+        wins = race_threads(queues, pool)
         assert_each_job_won_once(wins, jobs)
         assert {win.attempt for win in wins} == {1}
 

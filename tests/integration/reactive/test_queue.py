@@ -295,6 +295,6 @@ def test_an_unreachable_server_fails_calls_with_a_queue_error() -> None:
     queue = JobQueue(MongoAccess(f"mongodb://127.0.0.1:{free_port()}/", server_timeout=0.5))
     with pytest.raises(QueueError, match=r"^MongoDB depth of github_runners\.jobs: "):
         queue.depth()
-    with pytest.raises(QueueError, match="^MongoDB connection string is not usable") as bad_uri:
+    with pytest.raises(QueueError, match=r"^MongoDB connection string is not usable") as bad_uri:
         MongoAccess("mongodb://user:secret@:::bad")
     assert "secret" not in str(bad_uri.value)
