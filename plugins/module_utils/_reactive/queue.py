@@ -181,7 +181,7 @@ class JobQueue:
         self.lease_ttl = lease_ttl
         self.backoff_base = backoff_base
         self.backoff_cap = backoff_cap
-        self._clock = clock
+        self.clock = clock
         self._rng = rng
         self._jobs_name = f"{database}.{jobs_collection}"
         self._claims_name = f"{database}.{claims_collection}"
@@ -189,7 +189,7 @@ class JobQueue:
         self._claims = mongo.collection(database, claims_collection)
 
     def _now(self) -> datetime.datetime:
-        return to_stored_time(self._clock())
+        return to_stored_time(self.clock())
 
     def _lease_end(self, now: datetime.datetime) -> datetime.datetime:
         return to_stored_time(now + datetime.timedelta(seconds=self.lease_ttl))
