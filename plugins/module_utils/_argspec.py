@@ -57,6 +57,13 @@ LOCKING: ArgSpec = {
     "lock_timeout": {"type": "float", "default": 300.0},
 }
 
+JOB_QUEUE: ArgSpec = {
+    "mongodb_uri": {"type": "str", "required": True, "no_log": True, "fallback": _env("MONGODB_URI")},
+    "mongodb_database": {"type": "str", "default": "github_runners"},
+    "jobs_collection": {"type": "str", "default": "jobs"},
+    "mongodb_timeout": {"type": "float", "default": 5.0},
+}
+
 _DURATION = {"type": "raw"}
 
 #: Credential options and the environment variables that stand in for them.

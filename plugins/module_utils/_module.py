@@ -36,6 +36,10 @@ from ansible_collections.selfhosted.github_runners.plugins.module_utils._opensta
     CloudClient,
     CloudOptions,
 )
+from ansible_collections.selfhosted.github_runners.plugins.module_utils._reactive.mongo import (
+    HAS_PYMONGO,
+    PYMONGO_IMPORT_ERROR,
+)
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._reconcile import LockFactory
 
 DEFAULT_LOCK_DIR = "~/.cache/selfhosted.github_runners"
@@ -59,7 +63,8 @@ class RunnersModule:
     """AnsibleModule plus the collection's shared options and clients.
 
     A module declares only its own options; `github`, `openstack` and `locking` add the
-    shared ones, documented by the doc fragments of the same names.
+    shared ones, documented by the doc fragments of the same names. `controller=False` leaves
+    out `controller_id` (modules that touch no runner); `mongodb=True` requires pymongo.
     """
 
     def __init__(
@@ -69,10 +74,12 @@ class RunnersModule:
         github: bool = True,
         openstack: bool = True,
         locking: bool = False,
+        controller: bool = True,
+        mongodb: bool = False,
         supports_check_mode: bool = True,
         **kwargs: t.Any,
     ) -> None:
-        spec: ArgSpec = dict(CONTROLLER)
+        spec: ArgSpec = dict(CONTROLLER) if controller else {}
         mutually_exclusive: t.List[t.Sequence[str]] = list(kwargs.pop("mutually_exclusive", []))
         if github:
             spec.update(GITHUB_AUTH)
@@ -93,10 +100,12 @@ class RunnersModule:
         self.check_mode: bool = self.module.check_mode
         self._github: t.Optional[GithubClient] = None
         self._cloud: t.Optional[CloudClient] = None
-        self._requires(github=github, openstack=openstack)
+        self._requires(github=github, openstack=openstack, mongodb=mongodb)
 
     # Dependencies ------------------------------------------------------------
-    def _requires(self, github: bool, openstack: bool) -> None:
+    def _requires(self, github: bool, openstack: bool, mongodb: bool = False) -> None:
+        if mongodb and not HAS_PYMONGO:
+            self.module.fail_json(msg=missing_required_lib("pymongo"), exception=PYMONGO_IMPORT_ERROR)
         if github and not HAS_GITHUB:
             self.module.fail_json(msg=missing_required_lib("PyGithub"), exception=GITHUB_IMPORT_ERROR)
         if openstack and not HAS_OPENSTACK:
