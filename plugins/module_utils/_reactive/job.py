@@ -440,12 +440,10 @@ def _status(value: object, path: str) -> JobStatus:
 
 
 def _reported_status(value: object, path: str) -> JobStatus:
-    status = _status(value, path) if isinstance(value, str) else None
-    if status not in REPORTED_STATUSES:
-        known = ", ".join(s.value for s in STATUS_ORDER if s in REPORTED_STATUSES)
-        raise JobDocumentError(path, f"must be one of {known}, got {_show(value)}")
-    assert status is not None
-    return status
+    reported = {s.value: s for s in STATUS_ORDER if s in REPORTED_STATUSES}
+    if not isinstance(value, str) or value not in reported:
+        raise JobDocumentError(path, f"must be one of {', '.join(reported)}, got {_show(value)}")
+    return reported[value]
 
 
 def _job_labels(value: object, path: str) -> t.Tuple[str, ...]:
