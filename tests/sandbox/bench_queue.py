@@ -64,12 +64,12 @@ def run(uri: str, jobs: int, claimers: int, processes: bool) -> dict[str, float]
         worker.start()
     barrier.wait(timeout=120)
     started = time.perf_counter()
-    results = [out.get(timeout=600) for _ in workers]
+    results = [out.get(timeout=600) for _worker in workers]
     elapsed = time.perf_counter() - started
     for worker in workers:
         worker.join(timeout=60)
-    won = collections.Counter(job for ids, _ in results for job in ids)
-    latencies = sorted(lat for _, lats in results for lat in lats)
+    won = collections.Counter(job for ids, _latencies in results for job in ids)
+    latencies = sorted(lat for _ids, lats in results for lat in lats)
     filler.mongo.client.drop_database(database)
     filler.mongo.close()
     return {

@@ -48,7 +48,7 @@ def run_threads(targets: list[t.Callable[[], None]]) -> None:
 def race_threads(queues: list[JobQueue], pool: str) -> list[Win]:
     """All queues claim from `pool` at once, each in its own thread, until it is empty."""
     barrier = threading.Barrier(len(queues))
-    per_claimer: list[list[Win]] = [[] for _ in queues]
+    per_claimer: list[list[Win]] = [[] for _queue in queues]
 
     def claimer(index: int) -> None:
         barrier.wait(timeout=60)
@@ -94,7 +94,7 @@ def test_processes_never_win_the_same_job_twice(
         process.start()
     wins: dict[str, list[Win]] = collections.defaultdict(list)
     try:
-        for _ in range(CLAIMERS * len(rounds)):
+        for _result in range(CLAIMERS * len(rounds)):
             pool, won = results.get(timeout=300)
             wins[pool].extend(Win(*w) for w in won)
     finally:

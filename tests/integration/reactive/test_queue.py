@@ -164,7 +164,7 @@ def test_renewal_keeps_a_lease_past_its_first_term(queues: t.Callable[[str], Job
     holder, other = queues("holder"), queues("other")
     holder.enqueue(report(clock))
     (lease,) = holder.claim(["small"]).leases
-    for _ in range(3):
+    for _renewal in range(3):
         clock.advance(TTL / 2)
         renewed = holder.renew([lease])
         assert renewed.lost == ()
@@ -228,7 +228,7 @@ def test_poison_documents_go_to_dead_with_the_field_named(
     queue = queues("a")
     good = report(clock, job_id=9)
     queue.enqueue(good)
-    base = {k: v for k, v in report(clock, job_id=1).to_document().items()}
+    base = dict(report(clock, job_id=1).to_document())
     poison = [
         {**base, "labels": [f"l{i}" for i in range(500)]},
         {**base, "_id": "api.github.com/octo/hello/2", "job_id": 2, "repository": "not a repository"},
@@ -253,7 +253,7 @@ def test_poison_documents_go_to_dead_with_the_field_named(
 def test_a_job_out_of_attempts_goes_to_dead(queues: t.Callable[[str], JobQueue], clock: FakeClock) -> None:
     queue = queues("a")
     queue.enqueue(report(clock))
-    for _ in range(2):
+    for _attempt in range(2):
         (lease,) = queue.claim(["small"], max_attempts=2).leases
         queue.release(lease, "OpenStack create failed (HTTP 503)", delay=0)
     result = queue.claim(["small"], max_attempts=2)

@@ -100,7 +100,7 @@ def test_depth_per_pool_and_status_with_the_uri_from_the_environment(
         d["oldest_age"] > 0 and d["oldest_received_at"].startswith("2026-03-01T12:00:00") for d in result["depth"]
     )
 
-    filtered, _ = run_module(
+    filtered, _output = run_module(
         tmp_path, {"mongodb_uri": mongodb.uri, "mongodb_database": database, "pools": ["large"], "statuses": ["dead"]}
     )
     assert [(d["pool"], d["status"], d["count"]) for d in filtered["depth"]] == [("large", "dead", 1)]
@@ -121,6 +121,6 @@ def test_an_unreachable_server_fails_clearly_without_the_password(tmp_path: path
 
 
 def test_a_missing_uri_names_the_option(tmp_path: pathlib.Path) -> None:
-    result, _ = run_module(tmp_path, {"statuses": ["queued"]})
+    result, _output = run_module(tmp_path, {"statuses": ["queued"]})
     assert result["failed"] is True
     assert "mongodb_uri" in result["msg"]
