@@ -209,6 +209,20 @@ def test_a_claim_left_by_a_claimer_that_crashed_before_updating_the_job_is_skipp
     assert [c["_id"] for c in raw_db["claims"].find()] == [f"{job.id}#2"]
 
 
+def test_a_job_document_lagging_behind_a_live_lease_does_not_hand_the_job_over(
+    queues: t.Callable[[str], JobQueue], clock: FakeClock, raw_db: t.Any
+) -> None:
+    holder, other = queues("holder"), queues("other")
+    holder.enqueue(report(clock))
+    (lease,) = holder.claim(["small"]).leases
+    # The claim is live, but the job document says the lease ran out (its renewal write was lost).
+    raw_db["jobs"].update_one({"_id": lease.job.id}, {"$set": {"lease_until": clock() - datetime.timedelta(seconds=1)}})
+    assert other.claim(["small"]).leases == ()
+    assert other.expire_leases() == 0
+    assert raw_db["claims"].count_documents({"owner": "other"}) == 0
+    holder.mark_spawned(lease, "ci1-small-job1")
+
+
 def test_a_claimer_with_a_stale_listing_does_not_claim_a_job_spawned_meanwhile(
     queues: t.Callable[[str], JobQueue], clock: FakeClock, raw_db: t.Any
 ) -> None:
