@@ -245,7 +245,7 @@ class JobQueue:
 
     # Claims --------------------------------------------------------------------------------
     def claim(self, pools: t.Sequence[str], limit: int = 1, *, max_attempts: t.Optional[int] = None) -> ClaimResult:
-        """Claim up to `limit` claimable jobs of `pools`, oldest first.
+        """Claim up to `limit` claimable jobs of `pools`, taken from the oldest few.
 
         Claimable: `queued` with `not_before` passed, or `claimed` under an expired lease. A
         document that is not a valid job goes to `dead` with the reason, as does a job whose
