@@ -245,7 +245,7 @@ class JobQueue:
 
     # Claims --------------------------------------------------------------------------------
     def claim(self, pools: t.Sequence[str], limit: int = 1, *, max_attempts: t.Optional[int] = None) -> ClaimResult:
-        """Claim up to `limit` claimable jobs of `pools`, taken from the oldest few.
+        """Claim up to `limit` claimable jobs of `pools`, taken from the first few in arrival order.
 
         Claimable: `queued` with `not_before` passed, or `claimed` under an expired lease. A
         document that is not a valid job goes to `dead` with the reason, as does a job whose
@@ -265,13 +265,15 @@ class JobQueue:
             ],
         }
         fetch = min(limit * _OVERFETCH, _MAX_CANDIDATES)
+        # In the natural (insertion, so arrival) order: a server-side sort costs FerretDB an
+        # in-memory sort of every claimable job on each claim, ten times the rest of the claim.
         candidates = self.mongo.call(
             f"listing claimable jobs in {self._jobs_name}",
-            lambda: list(self._jobs.find(query).sort([("received_at", 1)]).limit(fetch)),
+            lambda: list(self._jobs.find(query).limit(fetch)),
         )
         leases: t.List[Lease] = []
         dead: t.List[DeadJob] = []
-        # In random order within the oldest few: concurrent claimers then rarely race for one job.
+        # In random order within the first few: concurrent claimers then rarely race for one job.
         for raw in sorted(candidates, key=lambda _raw: self._rng()):
             if len(leases) >= limit:
                 break

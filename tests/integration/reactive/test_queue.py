@@ -96,7 +96,7 @@ def test_a_redelivered_queued_webhook_leaves_a_claimed_job_with_its_holder(
     assert (job.status, job.runner_name, job.lease_owner) == (JobStatus.SPAWNED, "ci1-small-job1", None)
 
 
-def test_claims_serve_only_the_given_pools_oldest_first(queues: t.Callable[[str], JobQueue], clock: FakeClock) -> None:
+def test_claims_serve_only_the_given_pools(queues: t.Callable[[str], JobQueue], clock: FakeClock) -> None:
     queue = queues("a")
     for number, pool in ((1, "small"), (2, "large"), (3, "small")):
         queue.enqueue(report(clock, job_id=number, pool=pool))
