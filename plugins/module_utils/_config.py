@@ -18,6 +18,9 @@ import typing as t
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._errors import ConfigError
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._model import PoolTiming, Scope, ScopeKind
 
+#: Creations and deletions a pool runs at once, unless its create_concurrency says otherwise.
+DEFAULT_CONCURRENCY = 4
+
 
 @dataclasses.dataclass(frozen=True)
 class RunnerSoftware:
@@ -57,7 +60,7 @@ class PoolSpec:
     availability_zone: t.Optional[str] = None
     user_data: UserDataOptions = dataclasses.field(default_factory=UserDataOptions)
     timing: PoolTiming = dataclasses.field(default_factory=PoolTiming)
-    create_concurrency: int = 4
+    create_concurrency: int = DEFAULT_CONCURRENCY
     # Seconds before the first retry after a failed creation, doubling per failed round up to the max.
     creation_backoff: float = 60.0
     creation_backoff_max: float = 1800.0
@@ -213,7 +216,7 @@ def parse_pool(raw: object, *, path: str = "pools[0]") -> PoolSpec:
         create_concurrency=_int(
             section.get("create_concurrency"),
             f"{path}.create_concurrency",
-            default=4,
+            default=DEFAULT_CONCURRENCY,
             minimum=1,
             maximum=MAX_CREATE_CONCURRENCY,
         ),
@@ -276,17 +279,23 @@ def _scope(section: _Section, path: str) -> Scope:
     if len(given) != 1:
         found = f" (found {', '.join(given)})" if given else ""
         raise ConfigError(path, f"set exactly one of repository, organization or enterprise{found}")
-    key = given[0]
-    value = _text(section.get(key), f"{path}.{key}")
-    if key == "repository":
-        return Scope(ScopeKind.REPOSITORY, parse_repository(value, path=f"{path}.repository"))
-    if key == "organization":
-        if not _LOGIN_RE.fullmatch(value):
-            raise ConfigError(f"{path}.organization", f"must be an organization login, got {value!r}")
-        return Scope(ScopeKind.ORGANIZATION, value)
-    if not _ENTERPRISE_RE.fullmatch(value):
-        raise ConfigError(f"{path}.enterprise", f"must be an enterprise slug, got {value!r}")
-    return Scope(ScopeKind.ENTERPRISE, value)
+    return parse_scope(given[0], section.get(given[0]), f"{path}.{given[0]}")
+
+
+def parse_scope(kind: object, value: object, path: str) -> Scope:
+    """A scope from its kind (``repository``, ``organization``, ``enterprise``) and name."""
+    if kind not in _SCOPE_KEYS:
+        raise ConfigError(path, f"must be one of {', '.join(_SCOPE_KEYS)}, got {kind!r}")
+    text = _text(value, path)
+    if kind == "repository":
+        return Scope(ScopeKind.REPOSITORY, parse_repository(text, path=path))
+    if kind == "organization":
+        if not _LOGIN_RE.fullmatch(text):
+            raise ConfigError(path, f"must be an organization login, got {text!r}")
+        return Scope(ScopeKind.ORGANIZATION, text)
+    if not _ENTERPRISE_RE.fullmatch(text):
+        raise ConfigError(path, f"must be an enterprise slug, got {text!r}")
+    return Scope(ScopeKind.ENTERPRISE, text)
 
 
 def _labels(value: object, path: str) -> t.Tuple[str, ...]:

@@ -4,6 +4,8 @@
 
 Runner name = VM name = ``<controller_id>-<pool>-<12 hex>``. A name is ours only
 when it has exactly that shape, so pool ``a`` never claims pool ``a-b``'s runners.
+A server is ours only with both our tags and such a name (`server_pool`): a tag
+alone, or a cloud that ignores the listing's tag filter, claims nothing.
 Nothing here raises on data read back from a cloud: bad values become ``None``.
 """
 
@@ -19,11 +21,15 @@ import typing as t
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._config import (
     parse_controller_id,
     parse_pool_name,
+    parse_scope,
 )
+from ansible_collections.selfhosted.github_runners.plugins.module_utils._errors import ConfigError
+from ansible_collections.selfhosted.github_runners.plugins.module_utils._model import Scope
 
 GHR_RUNNER_ID = "ghr_runner_id"
 GHR_CREATED_AT = "ghr_created_at"
 GHR_JOB_ID = "ghr_job_id"
+GHR_SCOPE = "ghr_scope"
 CONTROLLER_TAG_PREFIX = "ghr-controller="
 POOL_TAG_PREFIX = "ghr-pool="
 SUFFIX_LENGTH = 12
@@ -41,6 +47,7 @@ class VmMetadata:
     runner_id: t.Optional[int] = None
     created_at: t.Optional[datetime.datetime] = None
     job_id: t.Optional[int] = None
+    scope: t.Optional[Scope] = None
 
 
 def name_prefix(controller_id: str, pool: str) -> str:
@@ -93,6 +100,22 @@ def pool_from_tags(tags: t.Iterable[object]) -> t.Optional[str]:
     return pools[0] if len(pools) == 1 and pools[0] else None
 
 
+def server_pool(controller_id: str, name: object, tags: t.Iterable[object]) -> t.Optional[str]:
+    """The pool of a server that is ours: our controller tag, one pool tag, and a name of that pool.
+
+    ``None`` for anything else, such as a VM that carries our tags under a foreign name.
+    """
+    tags = list(tags)
+    pool = pool_from_tags(tags)
+    if pool is None or controller_tag(controller_id) not in tags or not isinstance(name, str):
+        return None
+    try:
+        parse_pool_name(pool, path="pool")  # a tag is data from the cloud: it also names lock files
+    except ConfigError:
+        return None
+    return pool if owns_name(controller_id, pool, name) else None
+
+
 def format_timestamp(moment: datetime.datetime) -> str:
     """ISO 8601 in UTC with a ``Z``, to the second (e.g. ``2024-05-01T10:00:00Z``)."""
     if moment.tzinfo is None:
@@ -116,9 +139,33 @@ def parse_timestamp(value: object) -> t.Optional[datetime.datetime]:
     return moment.astimezone(_UTC)
 
 
-def vm_metadata(runner_id: int, created_at: datetime.datetime, job_id: t.Optional[int] = None) -> t.Dict[str, str]:
+def format_scope(scope: Scope) -> str:
+    """A scope as text, e.g. ``repository:octo-org/app`` (the `ghr_scope` metadata value)."""
+    return f"{scope.kind.value}:{scope.name}"
+
+
+def parse_scope_text(value: object) -> t.Optional[Scope]:
+    """The scope written by `format_scope`; ``None`` if unreadable."""
+    if not isinstance(value, str):
+        return None
+    kind, colon, name = value.partition(":")
+    if not colon:
+        return None
+    try:
+        return parse_scope(kind, name, GHR_SCOPE)
+    except ConfigError:
+        return None
+
+
+def vm_metadata(
+    runner_id: int, created_at: datetime.datetime, scope: Scope, job_id: t.Optional[int] = None
+) -> t.Dict[str, str]:
     """The Nova metadata of a new runner VM (values are strings, as Nova requires)."""
-    metadata = {GHR_RUNNER_ID: str(runner_id), GHR_CREATED_AT: format_timestamp(created_at)}
+    metadata = {
+        GHR_RUNNER_ID: str(runner_id),
+        GHR_CREATED_AT: format_timestamp(created_at),
+        GHR_SCOPE: format_scope(scope),
+    }
     if job_id is not None:
         metadata[GHR_JOB_ID] = str(job_id)
     return metadata
@@ -132,6 +179,7 @@ def parse_vm_metadata(metadata: t.Optional[t.Mapping[str, object]]) -> VmMetadat
         runner_id=_positive_int(metadata.get(GHR_RUNNER_ID)),
         created_at=parse_timestamp(metadata.get(GHR_CREATED_AT)),
         job_id=_positive_int(metadata.get(GHR_JOB_ID)),
+        scope=parse_scope_text(metadata.get(GHR_SCOPE)),
     )
 
 

@@ -9,6 +9,8 @@ Safety rules live here, at the edge where the calls are made:
   cannot be created, the JIT runner record is deleted again;
 - a runner that GitHub lists is deleted on GitHub first, and its VM only after
   GitHub answered 204 or 404; a 422 (busy) leaves the VM alone unless forced;
+- GitHub is asked only in the scope the deletion names (where the runner was
+  registered): a deletion that needs GitHub's answer but names no scope is kept;
 - after a failed server create, a quota or a rate-limit error no further creation
   is attempted this run.
 """
@@ -23,7 +25,7 @@ import functools
 import threading
 import typing as t
 
-from ansible_collections.selfhosted.github_runners.plugins.module_utils._config import PoolSpec
+from ansible_collections.selfhosted.github_runners.plugins.module_utils._config import DEFAULT_CONCURRENCY, PoolSpec
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._errors import (
     CloudError,
     RateLimitError,
@@ -73,7 +75,7 @@ class PlanExecutor:
     def execute(self, pool: PoolSpec, plan: Plan) -> ExecutionResult:
         result = ExecutionResult()
         # Deletions first: they free quota and max_runners room for the creations.
-        self._run_all(pool, [functools.partial(self._delete, pool, d, result) for d in plan.delete], result)
+        self._delete_all(pool.name, pool.create_concurrency, plan, result)
         # A deletion GitHub refused (the runner took a job meanwhile) or that failed leaves
         # its runner: create that many fewer, so the pool never goes past max_runners.
         create = plan.create - len(result.skipped_busy) - len(result.undeleted)
@@ -87,6 +89,13 @@ class PlanExecutor:
         result = ExecutionResult()
         if plan.create > 0:
             self._resolve(pool, result)
+        return result
+
+    def execute_deletions(self, plan: Plan, concurrency: int = DEFAULT_CONCURRENCY) -> ExecutionResult:
+        """The deletions of a plan without a pool spec (a pool no longer configured)."""
+        result = ExecutionResult()
+        self._delete_all(plan.pool, concurrency, plan, result)
+        result.deleted = dict(result.deleted)
         return result
 
     # Creation ----------------------------------------------------------------
@@ -117,7 +126,7 @@ class PlanExecutor:
                 stop.set()  # more attempts would only fail the same way, each with a JIT registration
                 raise
 
-        self._run_all(pool, [create_one] * count, result)
+        self._run_all(pool.name, pool.create_concurrency, [create_one] * count, result)
 
     def _create(self, pool: PoolSpec, group_id: int, result: ExecutionResult) -> None:
         try:
@@ -146,7 +155,7 @@ class PlanExecutor:
                 name,
                 pool,
                 render_user_data(pool, jit_config),
-                vm_metadata(runner.id, self.clock()),
+                vm_metadata(runner.id, self.clock(), pool.scope),
                 [controller_tag(self.controller_id), pool_tag(pool.name)],
             )
         except RunnerError:
@@ -160,9 +169,13 @@ class PlanExecutor:
         return name
 
     # Deletion ----------------------------------------------------------------
-    def _delete(self, pool: PoolSpec, deletion: Deletion, result: ExecutionResult) -> None:
+    def _delete_all(self, pool_name: str, concurrency: int, plan: Plan, result: ExecutionResult) -> None:
+        tasks = [functools.partial(self._delete, deletion, result) for deletion in plan.delete]
+        self._run_all(pool_name, concurrency, tasks, result)
+
+    def _delete(self, deletion: Deletion, result: ExecutionResult) -> None:
         try:
-            outcome = self.delete_runner(pool, deletion)
+            outcome = self.delete_runner(deletion)
         except RunnerError:
             with self._lock:
                 result.undeleted.append(deletion.name)
@@ -175,13 +188,15 @@ class PlanExecutor:
             else:
                 result.deleted[deletion.reason.value].append(deletion.name)
 
-    def delete_runner(self, pool: PoolSpec, deletion: Deletion) -> t.Literal["deleted", "busy", "kept"]:
-        """GitHub first; the VM only after 204 or 404, or when a busy runner's deletion is forced."""
-        if deletion.confirm_gone and deletion.runner_id is not None:
-            if self.github.runner_exists(pool.scope, deletion.runner_id):
+    def delete_runner(self, deletion: Deletion) -> t.Literal["deleted", "busy", "kept"]:
+        """GitHub first, in the deletion's scope; the VM only after 204 or 404, or when a busy runner's deletion is forced."""
+        if deletion.runner_id is not None and deletion.scope is None:
+            return "kept"  # GitHub cannot be asked: nothing is deleted on a guess
+        if deletion.confirm_gone and deletion.runner_id is not None and deletion.scope is not None:
+            if self.github.runner_exists(deletion.scope, deletion.runner_id):
                 return "kept"  # the next listing shows it; nothing is deleted on one listing's word
-        elif deletion.runner_id is not None:
-            outcome = self.github.delete_runner(pool.scope, deletion.runner_id)
+        elif deletion.runner_id is not None and deletion.scope is not None:
+            outcome = self.github.delete_runner(deletion.scope, deletion.runner_id)
             # Forced, a busy runner loses its VM; a busy record without a VM cannot go yet.
             if outcome == "busy" and (not deletion.busy or deletion.vm_id is None):
                 return "busy"
@@ -190,11 +205,13 @@ class PlanExecutor:
         return "deleted"
 
     # Concurrency -------------------------------------------------------------
-    def _run_all(self, pool: PoolSpec, tasks: t.Sequence[t.Callable[[], None]], result: ExecutionResult) -> None:
+    def _run_all(
+        self, pool_name: str, concurrency: int, tasks: t.Sequence[t.Callable[[], None]], result: ExecutionResult
+    ) -> None:
         if not tasks:
             return
-        workers = max(1, min(pool.create_concurrency, len(tasks)))
-        with concurrent.futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"ghr-{pool.name}") as ex:
+        workers = max(1, min(concurrency, len(tasks)))
+        with concurrent.futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"ghr-{pool_name}") as ex:
             futures = [ex.submit(task) for task in tasks]
             for future in concurrent.futures.as_completed(futures):
                 exc = future.exception()
@@ -203,6 +220,6 @@ class PlanExecutor:
                 if not isinstance(exc, RunnerError):
                     raise exc
                 with self._lock:
-                    message = f"pool {pool.name}: {exc}"
+                    message = f"pool {pool_name}: {exc}"
                     if message not in result.errors:  # one line per distinct failure, not per attempt
                         result.errors.append(message)

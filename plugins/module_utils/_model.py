@@ -41,6 +41,12 @@ class Scope:
         return f"{self.kind.value} {self.name}"
 
 
+#: Nova statuses of a server that Nova will not run.
+VM_ERROR_STATUSES = frozenset({"ERROR"})
+#: Nova statuses of a server that is off or going away: its runner has ended.
+VM_ENDED_STATUSES = frozenset({"SHUTOFF", "DELETED", "SOFT_DELETED"})
+
+
 @dataclasses.dataclass(frozen=True)
 class VmInfo:
     """One of our servers, as the cloud lists it."""
@@ -53,6 +59,26 @@ class VmInfo:
     runner_id: t.Optional[int] = None  # ghr_runner_id metadata
     job_id: t.Optional[int] = None  # ghr_job_id metadata (reactive runners only)
     fault: t.Optional[str] = None  # Nova fault message for ERROR servers
+    # ghr_scope metadata: where its runner was registered; None on VMs from before it was recorded.
+    scope: t.Optional[Scope] = None
+
+    @property
+    def failed(self) -> bool:
+        return self.status.upper() in VM_ERROR_STATUSES
+
+    @property
+    def ended(self) -> bool:
+        return self.status.upper() in VM_ENDED_STATUSES
+
+    @property
+    def may_run(self) -> bool:
+        """Whether its runner may still be running: every status but failed and ended ones.
+
+        MIGRATING, REBOOT, PAUSED, SUSPENDED, SHELVED, RESIZE, UNKNOWN and the like
+        keep (or may give back) the runner's process, so a runner the listing missed
+        is confirmed gone with GitHub before such a VM is deleted.
+        """
+        return not (self.failed or self.ended)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,6 +90,7 @@ class GithubRunner:
     online: bool
     busy: bool
     labels: t.Tuple[str, ...] = ()
+    scope: t.Optional[Scope] = None  # the scope whose listing showed it
 
 
 #: What a reconcile does with a pool: keep it at size, empty it, or replace its idle runners.
@@ -108,6 +135,9 @@ class RunnerView:
     # Seconds since the VM was created; without a VM, since the runner was first
     # seen (RunnerHistory), 0 when that is unknown.
     age: float
+    # Where the runner is registered: the listing that showed it, else the VM's recorded
+    # scope, else the pool's; None when none of them is known (a pool no longer configured).
+    scope: t.Optional[Scope] = None
 
     @property
     def busy(self) -> bool:
@@ -137,6 +167,8 @@ class Deletion:
     # The VM still runs but the runner listing did not show its runner: make sure GitHub no
     # longer has it before deleting the VM (a listing can miss a runner while pages shift).
     confirm_gone: bool = False
+    # Where GitHub is asked about the runner: the scope it is registered in, never another.
+    scope: t.Optional[Scope] = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -148,7 +180,8 @@ class Plan:
     alive: int
     create: int
     delete: t.Tuple[Deletion, ...] = ()
-    # Busy runners that `absent`/`flushed` leave for a later run (no force).
+    # Runners left for a later run: busy ones that `absent`/`flushed` keep (no force), and
+    # VMs whose runner GitHub cannot confirm gone yet (see planner).
     deferred: t.Tuple[str, ...] = ()
     # Creations the pool's creation backoff puts off to a later run (see _backoff).
     held: int = 0

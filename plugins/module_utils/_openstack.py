@@ -35,8 +35,8 @@ from ansible_collections.selfhosted.github_runners.plugins.module_utils._identit
     controller_tag,
     parse_timestamp,
     parse_vm_metadata,
-    pool_from_tags,
     pool_tag,
+    server_pool,
 )
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._model import VmInfo
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._retry import RetryPolicy
@@ -96,9 +96,14 @@ class CloudOptions:
         return {k: v for k, v in kwargs.items() if v is not None}
 
 
-def vm_from_server(server: t.Mapping[str, t.Any]) -> t.Optional[VmInfo]:
-    """Our view of one Nova server (Nova's field names); None when it has no single pool tag."""
-    pool = pool_from_tags(server.get("tags") or ())
+def vm_from_server(server: t.Mapping[str, t.Any], controller_id: str) -> t.Optional[VmInfo]:
+    """Our view of one Nova server (Nova's field names); None when the server is not ours.
+
+    Checked here, not only by the listing's tag filter: a cloud or proxy that ignores
+    ``?tags=`` must not make us claim another controller's servers.
+    """
+    name = server.get("name")
+    pool = server_pool(controller_id, name, server.get("tags") or ())
     if pool is None:
         return None
     metadata = parse_vm_metadata(server.get("metadata"))
@@ -106,13 +111,14 @@ def vm_from_server(server: t.Mapping[str, t.Any]) -> t.Optional[VmInfo]:
     fault = server.get("fault")
     return VmInfo(
         id=str(server["id"]),
-        name=str(server.get("name") or ""),
+        name=str(name),
         status=str(server.get("status") or "UNKNOWN").upper(),
         created_at=created,
         pool=pool,
         runner_id=metadata.runner_id,
         job_id=metadata.job_id,
         fault=str(fault["message"]) if isinstance(fault, dict) and fault.get("message") else None,
+        scope=metadata.scope,
     )
 
 
@@ -271,7 +277,7 @@ class CloudClient:
             ]
 
         servers = self._call("list_servers", "GET /servers/detail", fetch)
-        vms = [vm_from_server(s) for s in servers]
+        vms = [vm_from_server(s, controller_id) for s in servers]
         return [vm for vm in vms if vm is not None and (pool is None or vm.pool == pool)]
 
     def create_server(

@@ -16,6 +16,15 @@ Rules:
 - ``flushed``: stale runners go as in ``present``; idle and booting runners are
   replaced (reason ``flush``: a booting runner may come from the old image too);
   busy ones are deferred; replacements are created up to the ``present`` size.
+- GitHub is asked about a runner only in the scope it is registered in
+  (`Deletion.scope`). A VM that may still run, whose runner no listing showed, is
+  deleted only once GitHub says that runner is gone. Where GitHub cannot say so, the
+  VM is kept (deferred, counted as alive) in every mode: always when no scope is
+  known (a pool no longer configured, VM from before scopes were recorded); until
+  `max_lifetime`, or with ``force``, when the VM records no scope (its runner may be
+  registered in a scope the pool had before, where a 404 proves nothing) or no
+  runner id (nothing to ask about).
+- A pool no longer configured (`plan_unlisted_pool`) is emptied as ``absent`` does.
 
 Counting: `Plan.alive` is the runners left after the planned deletions, and
 `create` fills up to `desired` from there, so the pool never holds more than
@@ -34,6 +43,7 @@ from ansible_collections.selfhosted.github_runners.plugins.module_utils._model i
     Deletion,
     Mode,
     Plan,
+    PoolTiming,
     RunnerState,
     RunnerView,
 )
@@ -63,6 +73,29 @@ def plan_pool(
         raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
     if queued_jobs < 0:
         raise ValueError(f"queued_jobs must be >= 0, got {queued_jobs}")
+    deletions, deferred, kept = _plan_deletions(views, mode, force, pool.timing)
+    busy = sum(1 for view in kept if _is_busy(view))
+    desired = 0 if mode == "absent" else min(pool.max_runners, busy + max(pool.min_idle, queued_jobs))
+    surplus = len(kept) - desired
+    if mode == "present" and surplus > 0:
+        idle = [view for view in kept if view.state == RunnerState.IDLE and not _is_busy(view)]
+        idle.sort(key=lambda view: (-view.age, view.name))
+        for view in idle[:surplus]:
+            deletions.append(_deletion(view, DeleteReason.SCALE_DOWN))
+            kept.remove(view)
+    return _plan(pool.name, desired, kept, deletions, deferred)
+
+
+def plan_unlisted_pool(name: str, views: t.Sequence[RunnerView], timing: PoolTiming, *, force: bool = False) -> Plan:
+    """The plan for the VMs of a pool no longer configured: emptied as ``absent`` does."""
+    deletions, deferred, kept = _plan_deletions(views, "absent", force, timing)
+    return _plan(name, 0, kept, deletions, deferred)
+
+
+def _plan_deletions(
+    views: t.Sequence[RunnerView], mode: Mode, force: bool, timing: PoolTiming
+) -> t.Tuple[t.List[Deletion], t.List[str], t.List[RunnerView]]:
+    """Deletions, deferred names and the live runners kept, before any scale-down."""
     deletions: t.List[Deletion] = []
     deferred: t.List[str] = []
     kept: t.List[RunnerView] = []  # live runners left after the deletions
@@ -75,28 +108,26 @@ def plan_pool(
             if replace_reason is not None:
                 deferred.append(view.name)
             kept.append(view)
+        elif _unconfirmable(view, timing, forced=force and replace_reason is not None):
+            deferred.append(view.name)
+            kept.append(view)
         elif view.state in STALE_REASONS:
             deletions.append(_deletion(view, STALE_REASONS[view.state]))
         elif replace_reason is not None:
             deletions.append(_deletion(view, replace_reason))
         else:
             kept.append(view)
+    return deletions, deferred, kept
 
-    busy = sum(1 for view in kept if _is_busy(view))
-    desired = 0 if mode == "absent" else min(pool.max_runners, busy + max(pool.min_idle, queued_jobs))
-    surplus = len(kept) - desired
-    if mode == "present" and surplus > 0:
-        idle = [view for view in kept if view.state == RunnerState.IDLE and not _is_busy(view)]
-        idle.sort(key=lambda view: (-view.age, view.name))
-        for view in idle[:surplus]:
-            deletions.append(_deletion(view, DeleteReason.SCALE_DOWN))
-            kept.remove(view)
-    alive = len(kept)
+
+def _plan(
+    name: str, desired: int, kept: t.Sequence[RunnerView], deletions: t.Sequence[Deletion], deferred: t.Sequence[str]
+) -> Plan:
     return Plan(
-        pool=pool.name,
+        pool=name,
         desired=desired,
-        alive=alive,
-        create=max(0, desired - alive),
+        alive=len(kept),
+        create=max(0, desired - len(kept)),
         delete=tuple(sorted(deletions, key=lambda d: (d.name, d.vm_id or "", d.runner_id or 0))),
         deferred=tuple(sorted(deferred)),
     )
@@ -114,15 +145,25 @@ def _is_busy(view: RunnerView) -> bool:
     return view.busy or view.state == RunnerState.BUSY
 
 
-#: Nova statuses of a VM whose runner may still be serving.
-RUNNING_STATUSES = frozenset({"ACTIVE", "BUILD"})
+def _unconfirmable(view: RunnerView, timing: PoolTiming, *, forced: bool) -> bool:
+    """Whether GitHub cannot confirm yet that this VM's runner is gone (see the module doc)."""
+    vm = view.vm
+    if vm is None or view.github is not None:
+        return False
+    if vm.runner_id is not None and view.scope is None:
+        return True  # nowhere to ask
+    if not vm.may_run or forced or view.age >= timing.max_lifetime:
+        return False
+    # Without a runner id there is nothing to ask; and a 404 from the pool's scope proves
+    # nothing about a runner registered before scopes were recorded.
+    return vm.runner_id is None or vm.scope is None
 
 
 def _deletion(view: RunnerView, reason: DeleteReason, *, busy: bool = False) -> Deletion:
     # Without a listed GitHub runner, the VM metadata's runner id still lets the
     # executor ask GitHub first (404 = gone, 422 = busy) before deleting the VM.
     runner_id = view.github.id if view.github is not None else view.vm.runner_id if view.vm is not None else None
-    unlisted_but_running = view.github is None and view.vm is not None and view.vm.status.upper() in RUNNING_STATUSES
+    unlisted_but_running = view.github is None and view.vm is not None and view.vm.may_run
     return Deletion(
         name=view.name,
         reason=reason,
@@ -130,4 +171,5 @@ def _deletion(view: RunnerView, reason: DeleteReason, *, busy: bool = False) -> 
         runner_id=runner_id,
         busy=busy,
         confirm_gone=unlisted_but_running and runner_id is not None,
+        scope=view.scope,
     )

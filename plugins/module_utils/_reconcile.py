@@ -5,6 +5,10 @@
 API budget per steady-state run: one server listing per cloud and one runner
 listing per GitHub scope, shared by all pools; nothing per runner unless a
 runner is created or deleted.
+
+VMs of pools that are no longer configured are counted (`unmanaged`) and, with
+`prune_unlisted_pools`, emptied as ``absent`` would: their locks are taken after
+the listing shows them, and a pool whose lock another reconcile holds is left alone.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import dataclasses
+import datetime
 import random
 import time
 import typing as t
@@ -23,25 +28,32 @@ from ansible_collections.selfhosted.github_runners.plugins.module_utils._backoff
     observe_boots,
 )
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._config import PoolSpec
+from ansible_collections.selfhosted.github_runners.plugins.module_utils._errors import LockError
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._identity import owns_name
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._lock import PoolLock
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._manager import (
     Clock,
+    ExecutionResult,
     PlanExecutor,
     utcnow,
 )
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._model import (
     GithubRunner,
     Mode,
+    PoolTiming,
     RunnerState,
     RunnerView,
     Scope,
     VmInfo,
     job_matches,
 )
-from ansible_collections.selfhosted.github_runners.plugins.module_utils._planner import plan_pool
+from ansible_collections.selfhosted.github_runners.plugins.module_utils._planner import plan_pool, plan_unlisted_pool
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._ports import CloudPort, GithubPort
-from ansible_collections.selfhosted.github_runners.plugins.module_utils._report import PoolReport, ReconcileReport
+from ansible_collections.selfhosted.github_runners.plugins.module_utils._report import (
+    PoolReport,
+    ReconcileReport,
+    scope_changed,
+)
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._state import (
     RunnerHistory,
     derive_states,
@@ -60,26 +72,78 @@ class ReconcileOptions:
     check_mode: bool = False
     # Ask GitHub for queued jobs and size pools for them (costs requests per repository and run).
     count_queued_jobs: bool = False
+    # Empty the pools that have VMs but are no longer configured, as `absent` would (busy ones deferred).
+    prune_unlisted_pools: bool = False
+
+
+#: Timing for the VMs of a pool no longer configured: its own settings are gone.
+UNLISTED_POOL_TIMING = PoolTiming()
 
 
 class Snapshot:
-    """What the cloud and GitHub say about our runners, listed once per run."""
+    """What the cloud and GitHub say about our runners, listed once per run.
 
-    def __init__(self, github: GithubPort, cloud: CloudPort, controller_id: str, pools: t.Sequence[PoolSpec]) -> None:
+    One server listing; one runner listing per scope needed, shared by the pools:
+    the pools' scopes and the scopes recorded on their VMs (a pool moved to another
+    scope keeps runners in the old one until they end). With `unlisted`, also the
+    scopes recorded on the VMs of pools that are not configured.
+    """
+
+    def __init__(
+        self,
+        github: GithubPort,
+        cloud: CloudPort,
+        controller_id: str,
+        pools: t.Sequence[PoolSpec],
+        *,
+        unlisted: bool = False,
+    ) -> None:
         self.controller_id = controller_id
+        self._configured = {pool.name for pool in pools}
         self._vms: t.Dict[str, t.List[VmInfo]] = collections.defaultdict(list)
         for vm in cloud.list_servers(controller_id):
-            self._vms[vm.pool].append(vm)
+            if owns_name(controller_id, vm.pool, vm.name):  # our tags are not enough: our name too
+                self._vms[vm.pool].append(vm)
+        listed = set(self._vms) if unlisted else self._configured
+        scopes = [pool.scope for pool in pools]
+        scopes.extend(vm.scope for name in sorted(listed) for vm in self._vms.get(name, ()) if vm.scope is not None)
         self._runners: t.Dict[Scope, t.List[GithubRunner]] = {}
-        for pool in pools:
-            if pool.scope not in self._runners:
-                self._runners[pool.scope] = github.list_runners(pool.scope)
+        for scope in scopes:
+            if scope not in self._runners:
+                self._runners[scope] = [dataclasses.replace(r, scope=scope) for r in github.list_runners(scope)]
 
-    def vms(self, pool: PoolSpec) -> t.List[VmInfo]:
-        return list(self._vms.get(pool.name, []))
+    def vms(self, pool: str) -> t.List[VmInfo]:
+        return list(self._vms.get(pool, []))
 
-    def runners(self, pool: PoolSpec) -> t.List[GithubRunner]:
-        return [r for r in self._runners[pool.scope] if owns_name(self.controller_id, pool.name, r.name)]
+    def runners(self, pool: str, scope: t.Optional[Scope]) -> t.List[GithubRunner]:
+        """The pool's runners in `scope` (the pool's) and in the scopes recorded on its VMs."""
+        scopes = ([scope] if scope is not None else []) + [vm.scope for vm in self.vms(pool) if vm.scope is not None]
+        return [
+            runner
+            for listed in dict.fromkeys(scopes)
+            for runner in self._runners.get(listed, [])
+            if owns_name(self.controller_id, pool, runner.name)
+        ]
+
+    def views(
+        self, pool: PoolSpec, now: datetime.datetime, history: t.Optional[RunnerHistory] = None
+    ) -> t.List[RunnerView]:
+        return derive_states(
+            self.vms(pool.name), self.runners(pool.name, pool.scope), now, pool.timing, history, pool.scope
+        )
+
+    def unlisted(self) -> t.Dict[str, int]:
+        """VMs per pool that is not configured; VMs already DELETED (on their way out) do not count."""
+        counts = {name: sum(1 for vm in vms if vm.status.upper() != "DELETED") for name, vms in self._vms.items()}
+        return {name: count for name, count in sorted(counts.items()) if count and name not in self._configured}
+
+
+@dataclasses.dataclass(frozen=True)
+class Inspection:
+    """The joined views of the configured pools, and the VMs of pools that are not configured."""
+
+    views: t.Dict[str, t.List[RunnerView]]
+    unmanaged: t.Dict[str, int]
 
 
 class Reconciler:
@@ -97,19 +161,21 @@ class Reconciler:
         self.clock = clock
         self.rng = rng  # the jitter of creation backoffs
 
-    def view(self, pools: t.Sequence[PoolSpec], controller_id: str) -> t.Dict[str, t.List[RunnerView]]:
+    def inspect(self, pools: t.Sequence[PoolSpec], controller_id: str) -> Inspection:
         """The joined view of each pool, without locking or changing anything."""
         snapshot = Snapshot(self.github, self.cloud, controller_id, pools)
         now = self.clock()
-        return {
-            pool.name: derive_states(snapshot.vms(pool), snapshot.runners(pool), now, pool.timing) for pool in pools
-        }
+        return Inspection({pool.name: snapshot.views(pool, now) for pool in pools}, snapshot.unlisted())
+
+    def view(self, pools: t.Sequence[PoolSpec], controller_id: str) -> t.Dict[str, t.List[RunnerView]]:
+        return self.inspect(pools, controller_id).views
 
     def run(self, pools: t.Sequence[PoolSpec], options: ReconcileOptions) -> ReconcileReport:
         if self.locks is None:
             raise ValueError("Reconciler.run needs a lock factory")
         start_calls = {"github": self.github.total_calls, "openstack": self.cloud.total_calls}
         reports: t.List[PoolReport] = []
+        notes: t.List[str] = []
         with contextlib.ExitStack() as stack:
             # Every lock first, in a fixed order (no deadlock between runs), then list:
             # a listing taken before the lock could be stale by the time we act on it.
@@ -117,38 +183,56 @@ class Reconciler:
                 pool.name: stack.enter_context(self.locks(f"{options.controller_id}-{pool.name}"))
                 for pool in sorted(pools, key=lambda p: p.name)
             }
-            snapshot = Snapshot(self.github, self.cloud, options.controller_id, pools)
+            snapshot = Snapshot(
+                self.github, self.cloud, options.controller_id, pools, unlisted=options.prune_unlisted_pools
+            )
+            unmanaged = snapshot.unlisted()
+            pruned: t.List[str] = []
+            if options.prune_unlisted_pools:
+                # Only deletions follow, each asking GitHub first: a listing taken just before
+                # these locks is safe to act on. A held lock means another reconcile serves the pool.
+                for name in unmanaged:
+                    try:
+                        held[name] = stack.enter_context(self.locks(f"{options.controller_id}-{name}"))
+                    except LockError as exc:
+                        notes.append(f"pool {name} is not in pools and was not pruned: {exc}")
+                    else:
+                        pruned.append(name)
             queued = (
                 queued_jobs_per_pool(self.github, pools)
                 if options.count_queued_jobs and options.mode == "present"
                 else {}
             )
             for pool in pools:
-                # Leases run out while earlier pools are carried out: renew them all first,
-                # and stop (LockError) rather than act without the lock.
-                for lock in held.values():
-                    lock.renew()
+                self._renew(held)
                 reports.append(self._reconcile_pool(pool, snapshot, held[pool.name], options, queued.get(pool.name, 0)))
+            for name in pruned:
+                self._renew(held)
+                reports.append(self._prune_pool(name, snapshot, held[name], options))
         api_calls = {
             "github": self.github.total_calls - start_calls["github"],
             "openstack": self.cloud.total_calls - start_calls["openstack"],
         }
-        return ReconcileReport(reports, api_calls, options.check_mode)
+        return ReconcileReport(reports, api_calls, options.check_mode, unmanaged=unmanaged, notes=notes)
+
+    @staticmethod
+    def _renew(held: t.Mapping[str, PoolLock]) -> None:
+        # Leases run out while earlier pools are carried out: renew them all first,
+        # and stop (LockError) rather than act without the lock.
+        for lock in held.values():
+            lock.renew()
 
     def _reconcile_pool(
         self, pool: PoolSpec, snapshot: Snapshot, lock: PoolLock, options: ReconcileOptions, queued_jobs: int = 0
     ) -> PoolReport:
         started = time.monotonic()
         now = self.clock()
-        runners = snapshot.runners(pool)
-        state = lock.load_state()
-        previous = state.get("history")
-        seen = RunnerHistory.from_dict(previous or {})
-        history = observe(seen, runners, now)
+        seen, state, known = self._history(lock)
+        history = observe(seen, snapshot.runners(pool.name, pool.scope), now)
         # Without a saved history (a first run, or a lock store that does not persist, such as
         # a fresh AWX container) ages are unknown: a runner without a VM counts as old, so an
         # orphan is cleaned up now rather than never.
-        views = derive_states(snapshot.vms(pool), runners, now, pool.timing, history if previous else None)
+        views = snapshot.views(pool, now, history if known else None)
         delays = {"base": pool.creation_backoff, "cap": pool.creation_backoff_max}
         saved = CreationBackoff.from_dict(state.get("backoff"))
         backoff = observe_boots(saved, views, seen.was_online, now, rng=self.rng, **delays)
@@ -162,9 +246,42 @@ class Reconciler:
             history = record_created(history, execution.created, now)
             backoff = after_failures(backoff, execution.create_failures, now, rng=self.rng, **delays)
             lock.save_state({**state, "history": history.to_dict(), "backoff": backoff.to_dict()})
+        duration = time.monotonic() - started
         return PoolReport(
-            pool.name, plan, views, execution, time.monotonic() - started, options.check_mode, backoff, now
+            pool.name,
+            plan,
+            views,
+            execution,
+            duration,
+            options.check_mode,
+            backoff,
+            now,
+            scope_changed=scope_changed(views, pool.scope),
         )
+
+    def _prune_pool(self, name: str, snapshot: Snapshot, lock: PoolLock, options: ReconcileOptions) -> PoolReport:
+        """Empty a pool that is not configured: its VMs' recorded scopes are the only ones asked."""
+        started = time.monotonic()
+        now = self.clock()
+        runners = snapshot.runners(name, None)
+        seen, state, known = self._history(lock)
+        history = observe(seen, runners, now)
+        views = derive_states(snapshot.vms(name), runners, now, UNLISTED_POOL_TIMING, history if known else None)
+        plan = plan_unlisted_pool(name, views, UNLISTED_POOL_TIMING, force=options.force)
+        if options.check_mode:
+            execution = ExecutionResult()
+        else:
+            execution = PlanExecutor(self.github, self.cloud, options.controller_id, self.clock).execute_deletions(plan)
+            lock.save_state({**state, "history": history.to_dict()})
+        duration = time.monotonic() - started
+        return PoolReport(name, plan, views, execution, duration, options.check_mode, unlisted=True)
+
+    @staticmethod
+    def _history(lock: PoolLock) -> t.Tuple[RunnerHistory, t.Dict[str, t.Any], bool]:
+        """The history the lock saved, the lock's whole state, and whether a history was saved."""
+        state = lock.load_state()
+        previous = state.get("history")
+        return RunnerHistory.from_dict(previous or {}), state, bool(previous)
 
 
 def queued_jobs_per_pool(github: GithubPort, pools: t.Sequence[PoolSpec]) -> t.Dict[str, int]:

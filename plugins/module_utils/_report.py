@@ -13,9 +13,14 @@ import datetime
 import typing as t
 
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._backoff import CreationBackoff
-from ansible_collections.selfhosted.github_runners.plugins.module_utils._identity import format_timestamp
+from ansible_collections.selfhosted.github_runners.plugins.module_utils._identity import format_scope, format_timestamp
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._manager import ExecutionResult
-from ansible_collections.selfhosted.github_runners.plugins.module_utils._model import Plan, RunnerState, RunnerView
+from ansible_collections.selfhosted.github_runners.plugins.module_utils._model import (
+    Plan,
+    RunnerState,
+    RunnerView,
+    Scope,
+)
 
 
 @dataclasses.dataclass
@@ -28,6 +33,10 @@ class PoolReport:
     check_mode: bool = False
     backoff: CreationBackoff = dataclasses.field(default_factory=CreationBackoff)
     now: t.Optional[datetime.datetime] = None  # when the pool was reconciled
+    # VMs whose runner is registered in another scope than the pool's (the pool moved).
+    scope_changed: t.List[str] = dataclasses.field(default_factory=list)
+    # A pool no longer configured, emptied by prune_unlisted_pools.
+    unlisted: bool = False
 
     @property
     def backing_off(self) -> bool:
@@ -74,9 +83,16 @@ class PoolReport:
             reasons = collections.Counter({r: len(names) for r, names in self.execution.deleted.items() if names})
         deleted = sum(reasons.values())
         why = f" ({', '.join(f'{reason} {n}' for reason, n in sorted(reasons.items()))})" if deleted else ""
-        line = f"{self.pool}: {states}; {verb[0]} {created}, {verb[1]} {deleted}{why}"
-        if self.plan.deferred:
-            line += f"; busy runners left for a later run: {len(self.plan.deferred)}"
+        name = f"{self.pool} (not in pools)" if self.unlisted else self.pool
+        line = f"{name}: {states}; {verb[0]} {created}, {verb[1]} {deleted}{why}"
+        busy = {v.name for v in self.views if v.busy or v.state is RunnerState.BUSY}
+        deferred_busy = sum(1 for name in self.plan.deferred if name in busy)
+        if deferred_busy:
+            line += f"; busy runners left for a later run: {deferred_busy}"
+        if len(self.plan.deferred) > deferred_busy:
+            line += f"; VMs kept until GitHub can tell their runner is gone: {len(self.plan.deferred) - deferred_busy}"
+        if self.scope_changed:
+            line += f"; registered in another scope than the pool's: {len(self.scope_changed)}"
         if self.plan.held and self.backoff.until is not None:
             line += f"; {self.plan.held} held back until {format_timestamp(self.backoff.until)} (creation backoff)"
         return line
@@ -85,6 +101,7 @@ class PoolReport:
         plan = self.plan
         return {
             "name": self.pool,
+            "unlisted": self.unlisted,
             "changed": self.changed,
             "summary": self.summary(),
             "states": self.states(),
@@ -100,6 +117,7 @@ class PoolReport:
             "created": sorted(self.execution.created),
             "deleted": {reason: sorted(names) for reason, names in self.execution.deleted.items()},
             "skipped_busy": sorted(self.execution.skipped_busy),
+            "scope_changed": sorted(self.scope_changed),
             "errors": list(self.execution.errors),
             "duration": round(self.duration, 3),
         }
@@ -110,6 +128,10 @@ class ReconcileReport:
     pools: t.List[PoolReport]
     api_calls: t.Dict[str, int]
     check_mode: bool = False
+    # VMs per pool that is not configured (pruned or not).
+    unmanaged: t.Dict[str, int] = dataclasses.field(default_factory=dict)
+    # Things the user should know that are not errors (e.g. an unlisted pool another reconcile holds).
+    notes: t.List[str] = dataclasses.field(default_factory=list)
 
     @property
     def changed(self) -> bool:
@@ -121,7 +143,10 @@ class ReconcileReport:
 
     @property
     def warnings(self) -> t.List[str]:
-        return [w for p in self.pools for w in p.warnings()]
+        """Backing-off pools, VMs of pools that are not configured and were not pruned, and the notes."""
+        pruned = {p.pool for p in self.pools if p.unlisted}
+        left = {pool: count for pool, count in self.unmanaged.items() if pool not in pruned}
+        return [w for p in self.pools for w in p.warnings()] + unmanaged_warnings(left) + list(self.notes)
 
     @property
     def held(self) -> t.List[str]:
@@ -148,6 +173,7 @@ class ReconcileReport:
     def as_dict(self) -> t.Dict[str, t.Any]:
         return {
             "pools": [p.as_dict() for p in self.pools],
+            "unmanaged": dict(self.unmanaged),
             "api_calls": dict(self.api_calls),
         }
 
@@ -163,6 +189,7 @@ def runner_info(view: RunnerView) -> t.Dict[str, t.Any]:
         "vm_status": vm.status if vm else None,
         "vm_fault": vm.fault if vm else None,
         "runner_id": gh.id if gh else None,
+        "scope": format_scope(view.scope) if view.scope is not None else None,
         "github_status": ("online" if gh.online else "offline") if gh else None,
         "busy": view.busy,
     }
@@ -187,3 +214,17 @@ def pool_info(pool: str, views: t.Sequence[RunnerView]) -> t.Dict[str, t.Any]:
         "states": states,
         "runners": [runner_info(v) for v in sorted(views, key=lambda v: v.name)],
     }
+
+
+def scope_changed(views: t.Iterable[RunnerView], scope: Scope) -> t.List[str]:
+    """Names of the VMs that record another scope than the pool's `scope`."""
+    return sorted(v.name for v in views if v.vm is not None and v.vm.scope is not None and v.vm.scope != scope)
+
+
+def unmanaged_warnings(unmanaged: t.Mapping[str, int]) -> t.List[str]:
+    """One warning per pool that has VMs but is not configured."""
+    return [
+        f"pool {pool} is not in pools but has {count} VM(s) of this controller_id: they keep running (and costing)"
+        " until the pool is listed with state=absent or the run sets prune_unlisted_pools=true"
+        for pool, count in unmanaged.items()
+    ]

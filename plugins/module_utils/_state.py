@@ -13,7 +13,7 @@ The state table of the design, with its overlaps resolved in this order:
    can bring it back. (The history cannot tell a failed start from a short job run
    between two reconciles, so it is not used here.) The registration grace only
    guards VMs that are still running against the listing race below.
-4. VM running (BUILD, ACTIVE, anything else) without a GitHub runner ->
+4. VM that may run (BUILD, ACTIVE, anything else: `VmInfo.may_run`) without a GitHub runner ->
    ``booting`` before `registration_grace`, then ``finished`` (its ephemeral
    runner ran and GitHub removed it). The grace covers the moment between the
    runner listing and the server listing of one reconcile.
@@ -31,6 +31,11 @@ The state table of the design, with its overlaps resolved in this order:
 `RunnerHistory` remembers, per runner name, when it was first seen, first seen
 online, and first seen offline after having been online. The reconcile calls
 `observe` on each listing (before `derive_states`) and persists the result.
+
+Scopes: a VM is joined with the runner of its name in the scope recorded on the VM
+(`VmInfo.scope`), never with a runner of the same name in another scope; a VM that
+records none (created before scopes were recorded) and a runner listed without one
+take the pool's scope.
 """
 
 from __future__ import annotations
@@ -48,15 +53,13 @@ from ansible_collections.selfhosted.github_runners.plugins.module_utils._model i
     PoolTiming,
     RunnerState,
     RunnerView,
+    Scope,
     VmInfo,
 )
 
-#: Nova statuses of a server that Nova will not run.
-VM_ERROR_STATUSES = frozenset({"ERROR"})
-#: Nova statuses of a server that is off or going away: its runner has ended.
-VM_ENDED_STATUSES = frozenset({"SHUTOFF", "DELETED", "SOFT_DELETED"})
-
 Timestamps = t.Mapping[str, datetime.datetime]
+#: Runners and VMs are joined by the scope the runner is registered in and the name.
+_JoinKey = t.Tuple[t.Optional[Scope], str]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -128,38 +131,42 @@ def derive_states(
     now: datetime.datetime,
     timing: PoolTiming,
     history: t.Optional[RunnerHistory] = None,
+    scope: t.Optional[Scope] = None,
 ) -> t.List[RunnerView]:
-    """Join VMs and GitHub runners by name and derive each one's state, sorted by name."""
+    """Join VMs and GitHub runners by scope and name and derive each one's state, sorted by name.
+
+    `scope` is the pool's scope, for VMs that record none and runners listed without one.
+    """
     _require_aware(now)
-    by_name: t.Dict[str, GithubRunner] = {}
+    by_key: t.Dict[_JoinKey, GithubRunner] = {}
     for runner in sorted(runners, key=lambda r: r.id):
-        by_name.setdefault(runner.name, runner)
-    joined = _join(vms, by_name)
-    views = [_view(vm, runner, now, timing, history) for vm, runner in joined]
+        by_key.setdefault((runner.scope or scope, runner.name), runner)
+    joined = _join(vms, by_key, scope)
+    views = [_view(vm, runner, now, timing, history, scope) for vm, runner in joined]
     return sorted(views, key=lambda v: (v.name, v.vm.id if v.vm else "", v.github.id if v.github else 0))
 
 
 def _join(
-    vms: t.Sequence[VmInfo], runners: t.Mapping[str, GithubRunner]
+    vms: t.Sequence[VmInfo], runners: t.Mapping[_JoinKey, GithubRunner], scope: t.Optional[Scope]
 ) -> t.List[t.Tuple[t.Optional[VmInfo], t.Optional[GithubRunner]]]:
-    """Pairs of (VM, runner) with the same name.
+    """Pairs of (VM, runner) with the same name in the same scope.
 
     Nova allows duplicate names: the runner goes with the VM whose metadata holds
     its id, else with the oldest VM; other VMs of that name stand alone (and end
     as ``finished`` once past the registration grace).
     """
     pairs: t.List[t.Tuple[t.Optional[VmInfo], t.Optional[GithubRunner]]] = []
-    groups: t.Dict[str, t.List[VmInfo]] = {}
+    groups: t.Dict[_JoinKey, t.List[VmInfo]] = {}
     for vm in vms:
-        groups.setdefault(vm.name, []).append(vm)
-    for name, group in groups.items():
-        runner = runners.get(name)
+        groups.setdefault((vm.scope or scope, vm.name), []).append(vm)
+    for key, group in groups.items():
+        runner = runners.get(key)
         group.sort(key=lambda vm: (vm.created_at, vm.id))
         if runner is not None:
             group.sort(key=lambda vm: vm.runner_id != runner.id)  # stable: the oldest match first
         pairs.append((group[0], runner))
         pairs.extend((vm, None) for vm in group[1:])
-    pairs.extend((None, runner) for name, runner in runners.items() if name not in groups)
+    pairs.extend((None, runner) for key, runner in runners.items() if key not in groups)
     return pairs
 
 
@@ -169,8 +176,12 @@ def _view(
     now: datetime.datetime,
     timing: PoolTiming,
     history: t.Optional[RunnerHistory],
+    pool_scope: t.Optional[Scope],
 ) -> RunnerView:
     name = vm.name if vm is not None else runner.name if runner is not None else ""
+    # The join matched runner and VM by scope: either one tells it.
+    recorded = runner.scope if runner is not None else vm.scope if vm is not None else None
+    scope = recorded or pool_scope
     if vm is not None:
         age: t.Optional[float] = _seconds(now, vm.created_at)
     elif history is not None and name in history.first_seen:
@@ -179,7 +190,7 @@ def _view(
         # Unknown age of a runner without VM; observe() before derive_states() avoids this.
         age = None if history is None else 0.0
     state = _state(vm, runner, age, now, timing, history)
-    return RunnerView(name=name, state=state, vm=vm, github=runner, age=age or 0.0)
+    return RunnerView(name=name, state=state, vm=vm, github=runner, age=age or 0.0, scope=scope)
 
 
 def _state(
@@ -198,9 +209,9 @@ def _state(
         if age is None or age >= timing.registration_grace:
             return RunnerState.ORPHAN
         state = RunnerState.IDLE if runner.online else RunnerState.BOOTING
-    elif vm.status.upper() in VM_ERROR_STATUSES:
+    elif vm.failed:
         return RunnerState.FAILED
-    elif vm.status.upper() in VM_ENDED_STATUSES:
+    elif vm.ended:
         return RunnerState.FINISHED
     elif runner is None:
         if age is not None and age >= timing.registration_grace:

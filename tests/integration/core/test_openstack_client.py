@@ -79,7 +79,7 @@ class Servers:
 
     def create(self, name: str | None = None, runner_id: int = 1) -> str:
         name = name or f"{self.controller}-{self.pool.name}-{uuid.uuid4().hex[:12]}"
-        metadata = vm_metadata(runner_id, datetime.datetime.now(datetime.UTC))
+        metadata = vm_metadata(runner_id, datetime.datetime.now(datetime.UTC), self.pool.scope)
         tags = [controller_tag(self.controller), pool_tag(self.pool.name)]
         server_id = self.cloud.create_server(name, self.pool, USER_DATA, metadata, tags)
         self.created.append(server_id)

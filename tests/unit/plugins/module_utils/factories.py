@@ -12,11 +12,15 @@ from ansible_collections.selfhosted.github_runners.plugins.module_utils._model i
     PoolTiming,
     RunnerState,
     RunnerView,
+    Scope,
+    ScopeKind,
     VmInfo,
 )
 
 UTC = datetime.UTC
 NOW = datetime.datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
+#: The scope of `pool()`, which VMs record by default.
+SCOPE = Scope(ScopeKind.REPOSITORY, "octo/hello")
 TIMING = PoolTiming(bootstrap_timeout=900.0, offline_grace=300.0, registration_grace=120.0, max_lifetime=86400.0)
 
 
@@ -49,7 +53,9 @@ def vm(
     vm_id: t.Optional[str] = None,
     runner_id: t.Optional[int] = None,
     fault: t.Optional[str] = None,
+    scope: t.Optional[Scope] = SCOPE,
 ) -> VmInfo:
+    """A VM of pool ``small``; `scope` is its recorded scope (``None``: created before scopes were recorded)."""
     return VmInfo(
         id=vm_id or f"vm-{name}",
         name=name,
@@ -58,11 +64,15 @@ def vm(
         pool="small",
         runner_id=runner_id,
         fault=fault,
+        scope=scope,
     )
 
 
-def gh(name: str, *, online: bool = False, busy: bool = False, runner_id: int = 0) -> GithubRunner:
-    return GithubRunner(id=runner_id or zlib.crc32(name.encode()) + 1, name=name, online=online, busy=busy)
+def gh(
+    name: str, *, online: bool = False, busy: bool = False, runner_id: int = 0, scope: t.Optional[Scope] = SCOPE
+) -> GithubRunner:
+    """A runner as the listing of `scope` (by default the pool's) shows it."""
+    return GithubRunner(id=runner_id or zlib.crc32(name.encode()) + 1, name=name, online=online, busy=busy, scope=scope)
 
 
 def view(
@@ -83,4 +93,5 @@ def view(
         vm=vm(name, age=age) if with_vm else None,
         github=gh(name, online=online, busy=is_busy) if with_runner else None,
         age=age,
+        scope=SCOPE,
     )

@@ -15,7 +15,7 @@ from ansible_collections.selfhosted.github_runners.plugins.module_utils._errors 
     RunnerError,
     UnresolvedError,
 )
-from ansible_collections.selfhosted.github_runners.plugins.module_utils._identity import GHR_RUNNER_ID, pool_tag
+from ansible_collections.selfhosted.github_runners.plugins.module_utils._identity import parse_vm_metadata, pool_tag
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._model import (
     GithubRunner,
     QueuedJob,
@@ -34,6 +34,8 @@ class FakeGithub:
         self.calls: collections.Counter[str] = collections.Counter()
         self.log: list[tuple[str, t.Any]] = []
         self.queued: dict[Scope, list[QueuedJob]] = {}
+        # Runners that exist but that listings miss (as while pages shift).
+        self.unlisted: set[int] = set()
         self._ids = itertools.count(1000)
         self._lock = threading.Lock()
 
@@ -53,7 +55,7 @@ class FakeGithub:
 
     def list_runners(self, scope: Scope) -> list[GithubRunner]:
         self._record("list_runners", scope)
-        return list(self.runners[scope].values())
+        return [r for r in self.runners[scope].values() if r.id not in self.unlisted]
 
     def generate_jit_config(
         self, scope: Scope, name: str, labels: t.Sequence[str], runner_group_id: int, work_folder: str = "_work"
@@ -76,7 +78,7 @@ class FakeGithub:
             return "deleted"
 
     def runner_exists(self, scope: Scope, runner_id: int) -> bool:
-        self._record("runner_exists", runner_id)
+        self._record("runner_exists", (scope, runner_id))
         return runner_id in self.runners[scope]
 
     def runner_group_id(self, scope: Scope, name: str | None) -> int:
@@ -114,9 +116,18 @@ class FakeCloud:
             self.log.append((op, arg))
 
     def add(
-        self, name: str, pool: str, *, status: str = "ACTIVE", age: float = 60.0, runner_id: int | None = None
+        self,
+        name: str,
+        pool: str,
+        *,
+        status: str = "ACTIVE",
+        age: float = 60.0,
+        runner_id: int | None = None,
+        scope: Scope | None = None,
     ) -> VmInfo:
-        vm = VmInfo(f"vm-{next(self._ids)}", name, status, NOW - datetime.timedelta(seconds=age), pool, runner_id)
+        """A server as listed; `scope` is its ghr_scope (None: created before scopes were recorded)."""
+        created = NOW - datetime.timedelta(seconds=age)
+        vm = VmInfo(f"vm-{next(self._ids)}", name, status, created, pool, runner_id, scope=scope)
         self.servers[vm.id] = vm
         return vm
 
@@ -141,6 +152,7 @@ class FakeCloud:
             raise self.fail_create
         assert pool_tag(pool.name) in tags
         status = "BUILD" if self.boot_fault is None else "ERROR"
+        recorded = parse_vm_metadata(metadata)
         with self._lock:
             vm = VmInfo(
                 f"vm-{next(self._ids)}",
@@ -148,8 +160,9 @@ class FakeCloud:
                 status,
                 self.clock(),
                 pool.name,
-                int(metadata[GHR_RUNNER_ID]),
+                recorded.runner_id,
                 fault=self.boot_fault,
+                scope=recorded.scope,
             )
             self.servers[vm.id] = vm
         return vm.id

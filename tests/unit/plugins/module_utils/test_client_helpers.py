@@ -217,24 +217,56 @@ def test_vm_from_server_reads_our_tags_metadata_and_fault() -> None:
             "status": "ERROR",
             "created": "2024-05-01T10:00:05Z",
             "tags": ["ghr-controller=ci", "ghr-pool=small"],
-            "metadata": {"ghr_runner_id": "42", "ghr_created_at": "2024-05-01T10:00:00Z", "ghr_job_id": "7"},
+            "metadata": {
+                "ghr_runner_id": "42",
+                "ghr_created_at": "2024-05-01T10:00:00Z",
+                "ghr_job_id": "7",
+                "ghr_scope": "organization:octo-org",
+            },
             "fault": {"message": "No valid host was found.", "code": 500},
-        }
+        },
+        "ci",
     )
     assert vm is not None
     assert (vm.pool, vm.runner_id, vm.job_id, vm.fault) == ("small", 42, 7, "No valid host was found.")
     assert vm.created_at == datetime.datetime(2024, 5, 1, 10, 0, 0, tzinfo=datetime.UTC)
+    assert vm.scope == Scope(ScopeKind.ORGANIZATION, "octo-org")
 
 
 def test_vm_from_server_falls_back_to_novas_created_and_skips_untagged() -> None:
     vm = vm_from_server(
-        {"id": "x", "name": "n", "status": "build", "created": "2024-05-01T10:00:05Z", "tags": ["ghr-pool=p"]}
+        {
+            "id": "x",
+            "name": "ci-p-0123456789ab",
+            "status": "build",
+            "created": "2024-05-01T10:00:05Z",
+            "tags": ["ghr-controller=ci", "ghr-pool=p"],
+        },
+        "ci",
     )
     assert vm is not None
     assert vm.status == "BUILD"
     assert vm.created_at == datetime.datetime(2024, 5, 1, 10, 0, 5, tzinfo=datetime.UTC)
-    assert vm.runner_id is None and vm.fault is None
-    assert vm_from_server({"id": "y", "name": "n", "status": "ACTIVE", "tags": ["other"]}) is None
+    assert vm.runner_id is None and vm.fault is None and vm.scope is None
+    assert vm_from_server({"id": "y", "name": "n", "status": "ACTIVE", "tags": ["other"]}, "ci") is None
+
+
+@pytest.mark.parametrize(
+    ("name", "tags"),
+    [
+        # Our tags, a foreign name.
+        ("stray-vm-with-our-tags", ["ghr-controller=ci", "ghr-pool=small"]),
+        # Our name shape and pool tag, another controller's tag (a cloud that ignored ?tags=).
+        ("ci-small-0123456789ab", ["ghr-controller=other", "ghr-pool=small"]),
+        # No controller tag at all.
+        ("ci-small-0123456789ab", ["ghr-pool=small"]),
+        # The name of another pool than the tag says.
+        ("ci-big-0123456789ab", ["ghr-controller=ci", "ghr-pool=small"]),
+        (None, ["ghr-controller=ci", "ghr-pool=small"]),
+    ],
+)
+def test_vm_from_server_claims_only_our_tags_with_our_name(name: t.Optional[str], tags: t.List[str]) -> None:
+    assert vm_from_server({"id": "z", "name": name, "status": "ACTIVE", "tags": tags}, "ci") is None
 
 
 # --- look-ups a pool needs ----------------------------------------------------------------------

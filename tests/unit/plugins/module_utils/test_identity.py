@@ -15,21 +15,27 @@ from ansible_collections.selfhosted.github_runners.plugins.module_utils._identit
     GHR_CREATED_AT,
     GHR_JOB_ID,
     GHR_RUNNER_ID,
+    GHR_SCOPE,
     VmMetadata,
     controller_tag,
+    format_scope,
     format_timestamp,
     name_prefix,
     owns_name,
+    parse_scope_text,
     parse_timestamp,
     parse_vm_metadata,
     pool_from_tags,
     pool_tag,
     reactive_runner_name,
     runner_name,
+    server_pool,
     vm_metadata,
 )
+from ansible_collections.selfhosted.github_runners.plugins.module_utils._model import Scope, ScopeKind
 
 UTC = datetime.UTC
+REPO = Scope(ScopeKind.REPOSITORY, "octo-org/app")
 NAME_RE = re.compile(r"ci-small-[0-9a-f]{12}")
 
 
@@ -103,12 +109,53 @@ def test_tags() -> None:
     assert pool_from_tags([None, 3, "ghr-pool=x"]) == "x"
 
 
+def test_server_pool_needs_both_tags_and_a_name_of_the_pool() -> None:
+    ours = ["ghr-controller=ci", "ghr-pool=small"]
+    assert server_pool("ci", "ci-small-0123456789ab", ours) == "small"
+    assert server_pool("ci", "stray-vm-with-our-tags", ours) is None
+    assert server_pool("ci", "ci-small-0123456789ab", ["ghr-pool=small"]) is None
+    assert server_pool("ci", "ci-small-0123456789ab", ["ghr-controller=ci2", "ghr-pool=small"]) is None
+    assert server_pool("ci", "ci-small-0123456789ab", ["ghr-controller=ci", "ghr-pool=big"]) is None
+    assert server_pool("ci", "ci-small-0123456789ab", [*ours, "ghr-pool=big"]) is None
+    assert server_pool("ci", 42, ours) is None
+    # Only pool names the configuration accepts (the name goes into lock file names).
+    assert server_pool("ci", "ci-../x-0123456789ab", ["ghr-controller=ci", "ghr-pool=../x"]) is None
+    assert server_pool("ci", "ci-Big-0123456789ab", ["ghr-controller=ci", "ghr-pool=Big"]) is None
+
+
 def test_vm_metadata() -> None:
     created = datetime.datetime(2024, 5, 1, 14, 30, 15, 123456, tzinfo=datetime.timezone(datetime.timedelta(hours=2)))
-    assert vm_metadata(42, created) == {GHR_RUNNER_ID: "42", GHR_CREATED_AT: "2024-05-01T12:30:15Z"}
-    assert vm_metadata(42, created, job_id=7)[GHR_JOB_ID] == "7"
+    assert vm_metadata(42, created, REPO) == {
+        GHR_RUNNER_ID: "42",
+        GHR_CREATED_AT: "2024-05-01T12:30:15Z",
+        GHR_SCOPE: "repository:octo-org/app",
+    }
+    assert vm_metadata(42, created, REPO, job_id=7)[GHR_JOB_ID] == "7"
     with pytest.raises(ValueError):
-        vm_metadata(42, datetime.datetime(2024, 5, 1))
+        vm_metadata(42, datetime.datetime(2024, 5, 1), REPO)
+
+
+@pytest.mark.parametrize(
+    "scope",
+    [
+        Scope(ScopeKind.REPOSITORY, "octo-org/app"),
+        Scope(ScopeKind.REPOSITORY, "o/a.b_c-d"),
+        Scope(ScopeKind.ORGANIZATION, "octo-org"),
+        Scope(ScopeKind.ENTERPRISE, "big-corp"),
+    ],
+)
+def test_scope_text_round_trip(scope: Scope) -> None:
+    assert parse_scope_text(format_scope(scope)) == scope
+    assert parse_vm_metadata({GHR_SCOPE: format_scope(scope)}).scope == scope
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["", "octo-org/app", "repository:", "repository:octo-org", "organization:a/b", "team:octo", ":x", None, 3, ["x"]],
+)
+def test_unreadable_scopes_become_none(value: t.Any) -> None:
+    assert parse_scope_text(value) is None
+    assert parse_vm_metadata({GHR_SCOPE: value}).scope is None
 
 
 def test_parse_vm_metadata() -> None:
@@ -167,9 +214,10 @@ def test_format_timestamp_needs_aware_times() -> None:
     job_id=st.one_of(st.none(), st.integers(min_value=1, max_value=2**63)),
 )
 def test_metadata_round_trip(runner_id: int, created: datetime.datetime, job_id: t.Optional[int]) -> None:
-    metadata = vm_metadata(runner_id, created, job_id)
+    longest = Scope(ScopeKind.REPOSITORY, "o" * 39 + "/" + "r" * 100)
+    metadata = vm_metadata(runner_id, created, longest, job_id)
     assert all(isinstance(v, str) and len(v) <= 255 for v in metadata.values())  # Nova's limits
-    assert parse_vm_metadata(metadata) == VmMetadata(runner_id, created.replace(microsecond=0), job_id)
+    assert parse_vm_metadata(metadata) == VmMetadata(runner_id, created.replace(microsecond=0), job_id, longest)
 
 
 @settings(suppress_health_check=[HealthCheck.too_slow])  # the first text draw builds Unicode tables

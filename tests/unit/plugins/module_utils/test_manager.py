@@ -85,7 +85,7 @@ def test_busy_runner_keeps_its_vm(clients: tuple[FakeGithub, FakeCloud, PlanExec
     github, cloud, executor = clients
     runner = github.add(SCOPE, "ci1-small-aaaaaaaaaaaa", busy=True)  # took a job after the listing
     vm = cloud.add(runner.name, "small", runner_id=runner.id)
-    plan = Plan("small", 0, 1, 0, (Deletion(runner.name, DeleteReason.SCALE_DOWN, vm.id, runner.id),))
+    plan = Plan("small", 0, 1, 0, (Deletion(runner.name, DeleteReason.SCALE_DOWN, vm.id, runner.id, scope=SCOPE),))
     result = executor.execute(make_pool(), plan)
     assert result.skipped_busy == [runner.name]
     assert vm.id in cloud.servers
@@ -97,7 +97,9 @@ def test_forced_deletion_of_busy_runner_deletes_vm(clients: tuple[FakeGithub, Fa
     github, cloud, executor = clients
     runner = github.add(SCOPE, "ci1-small-aaaaaaaaaaaa", busy=True)
     vm = cloud.add(runner.name, "small", runner_id=runner.id)
-    plan = Plan("small", 0, 1, 0, (Deletion(runner.name, DeleteReason.ABSENT, vm.id, runner.id, busy=True),))
+    plan = Plan(
+        "small", 0, 1, 0, (Deletion(runner.name, DeleteReason.ABSENT, vm.id, runner.id, busy=True, scope=SCOPE),)
+    )
     result = executor.execute(make_pool(), plan)
     assert vm.id not in cloud.servers
     assert result.deleted == {"absent": [runner.name]}
@@ -107,7 +109,7 @@ def test_vm_deleted_only_after_github_answered(clients: tuple[FakeGithub, FakeCl
     github, cloud, executor = clients
     runner = github.add(SCOPE, "ci1-small-bbbbbbbbbbbb", online=False)
     vm = cloud.add(runner.name, "small", status="SHUTOFF", runner_id=runner.id)
-    plan = Plan("small", 0, 0, 0, (Deletion(runner.name, DeleteReason.FINISHED, vm.id, runner.id),))
+    plan = Plan("small", 0, 0, 0, (Deletion(runner.name, DeleteReason.FINISHED, vm.id, runner.id, scope=SCOPE),))
     executor.execute(make_pool(), plan)
     ops = [entry[0] for entry in github.log + cloud.log]
     assert ops.index("delete_runner") < ops.index("delete_server")
@@ -119,7 +121,7 @@ def test_vm_without_listed_runner_is_deleted_without_asking_github(
 ) -> None:
     github, cloud, executor = clients
     vm = cloud.add("ci1-small-cccccccccccc", "small", status="SHUTOFF")
-    plan = Plan("small", 0, 0, 0, (Deletion(vm.name, DeleteReason.FINISHED, vm.id, None),))
+    plan = Plan("small", 0, 0, 0, (Deletion(vm.name, DeleteReason.FINISHED, vm.id, None, scope=SCOPE),))
     result = executor.execute(make_pool(), plan)
     assert github.calls["delete_runner"] == 0
     assert result.deleted == {"finished": [vm.name]}
@@ -141,7 +143,7 @@ def test_failed_deletion_is_not_replaced_beyond_max_runners() -> None:
     runner = github.add(SCOPE, "ci1-small-aaaaaaaaaaaa")
     vm = cloud.add(runner.name, "small", runner_id=runner.id)
     # The plan counted the expired runner as gone and wants one replacement.
-    plan = Plan("small", 1, 0, 1, (Deletion(runner.name, DeleteReason.EXPIRED, vm.id, runner.id),))
+    plan = Plan("small", 1, 0, 1, (Deletion(runner.name, DeleteReason.EXPIRED, vm.id, runner.id, scope=SCOPE),))
     result = executor.execute(make_pool(max_runners=1), plan)
     assert result.undeleted == [runner.name]
     assert result.created == []
@@ -154,7 +156,9 @@ def test_forced_busy_record_without_vm_is_not_reported_deleted(
 ) -> None:
     github, _cloud, executor = clients
     runner = github.add(SCOPE, "ci1-small-aaaaaaaaaaaa", online=False, busy=True)
-    plan = Plan("small", 0, 0, 0, (Deletion(runner.name, DeleteReason.ABSENT, None, runner.id, busy=True),))
+    plan = Plan(
+        "small", 0, 0, 0, (Deletion(runner.name, DeleteReason.ABSENT, None, runner.id, busy=True, scope=SCOPE),)
+    )
     result = executor.execute(make_pool(), plan)
     assert result.deleted == {}
     assert result.skipped_busy == [runner.name]
@@ -167,7 +171,7 @@ def test_running_vm_whose_runner_the_listing_missed_is_kept(
     github, cloud, executor = clients
     runner = github.add(SCOPE, "ci1-small-aaaaaaaaaaaa")  # exists, but the listing skipped it
     vm = cloud.add(runner.name, "small", runner_id=runner.id)
-    deletion = Deletion(runner.name, DeleteReason.FINISHED, vm.id, runner.id, confirm_gone=True)
+    deletion = Deletion(runner.name, DeleteReason.FINISHED, vm.id, runner.id, confirm_gone=True, scope=SCOPE)
     result = executor.execute(make_pool(), Plan("small", 1, 0, 1, (deletion,)))
     assert vm.id in cloud.servers and runner.id in github.runners[SCOPE]
     assert github.calls["delete_runner"] == 0
@@ -177,3 +181,40 @@ def test_running_vm_whose_runner_the_listing_missed_is_kept(
     executor.execute(make_pool(), Plan("small", 0, 0, 0, (deletion,)))
     assert vm.id not in cloud.servers
     assert github.calls["delete_runner"] == 0
+
+
+ORG = Scope(ScopeKind.ORGANIZATION, "octo-org")
+
+
+def test_created_vms_record_the_scope_of_their_runner(clients: tuple[FakeGithub, FakeCloud, PlanExecutor]) -> None:
+    github, cloud, executor = clients
+    executor.execute(make_pool(scope=ORG), Plan("small", desired=1, alive=0, create=1))
+    [vm] = list(cloud.servers.values())
+    assert vm.scope == ORG
+    assert [r.name for r in github.runners[ORG].values()] == [vm.name]
+
+
+def test_github_is_asked_in_the_deletions_scope_not_the_pools(
+    clients: tuple[FakeGithub, FakeCloud, PlanExecutor],
+) -> None:
+    github, cloud, executor = clients
+    # Registered in the repository, busy; the pool has moved to the organization since.
+    runner = github.add(SCOPE, "ci1-small-aaaaaaaaaaaa", busy=True)
+    vm = cloud.add(runner.name, "small", runner_id=runner.id, scope=SCOPE)
+    unlisted = Deletion(runner.name, DeleteReason.FINISHED, vm.id, runner.id, confirm_gone=True, scope=SCOPE)
+    listed = Deletion(runner.name, DeleteReason.SCALE_DOWN, vm.id, runner.id, scope=SCOPE)
+    for deletion in (unlisted, listed):
+        executor.execute(make_pool(scope=ORG), Plan("small", 0, 1, 0, (deletion,)))
+    assert vm.id in cloud.servers
+    assert github.log == [("runner_exists", (SCOPE, runner.id)), ("delete_runner", runner.id)]
+
+
+def test_deletion_that_needs_github_but_names_no_scope_deletes_nothing(
+    clients: tuple[FakeGithub, FakeCloud, PlanExecutor],
+) -> None:
+    github, cloud, executor = clients
+    vm = cloud.add("ci1-small-aaaaaaaaaaaa", "small", status="SHUTOFF", runner_id=5)
+    deletion = Deletion(vm.name, DeleteReason.ABSENT, vm.id, 5)
+    result = executor.execute_deletions(Plan("gone", 0, 0, 0, (deletion,)))
+    assert result.undeleted == [vm.name] and not result.changed
+    assert vm.id in cloud.servers and github.total_calls == 0

@@ -19,15 +19,18 @@ from ansible_collections.selfhosted.github_runners.plugins.module_utils._model i
     Plan,
     RunnerState,
     RunnerView,
+    Scope,
+    ScopeKind,
     VmInfo,
 )
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._planner import (
     MODES,
     deleted_by_reason,
     plan_pool,
+    plan_unlisted_pool,
 )
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._state import RunnerHistory, derive_states
-from tests.unit.plugins.module_utils.factories import NOW, TIMING, gh, pool, view, vm
+from tests.unit.plugins.module_utils.factories import NOW, SCOPE, TIMING, gh, pool, view, vm
 
 S = RunnerState
 R = DeleteReason
@@ -57,7 +60,7 @@ def test_pool_at_desired_size_plans_nothing() -> None:
 @pytest.mark.parametrize("stale", [S.FAILED, S.LOST, S.FINISHED, S.ORPHAN, S.EXPIRED])
 def test_stale_runners_are_deleted_with_their_state_as_reason(stale: RunnerState) -> None:
     plan = plan_pool(pool(min_idle=1), views_of(S.IDLE, stale))
-    assert plan.delete == (Deletion("r1", DeleteReason(stale.value), "vm-r1", gh("r1").id),)
+    assert plan.delete == (Deletion("r1", DeleteReason(stale.value), "vm-r1", gh("r1").id, scope=SCOPE),)
     assert plan.create == 0 and plan.alive == 1
 
 
@@ -82,8 +85,8 @@ def test_scale_down_deletes_the_oldest_idle_runners() -> None:
     views = [view("a", S.IDLE, age=10), view("b", S.IDLE, age=30), view("c", S.IDLE, age=20), view("d", S.BUSY)]
     plan = plan_pool(pool(min_idle=1), views)
     assert plan.delete == (
-        Deletion("b", R.SCALE_DOWN, "vm-b", gh("b").id),
-        Deletion("c", R.SCALE_DOWN, "vm-c", gh("c").id),
+        Deletion("b", R.SCALE_DOWN, "vm-b", gh("b").id, scope=SCOPE),
+        Deletion("c", R.SCALE_DOWN, "vm-c", gh("c").id, scope=SCOPE),
     )
     assert (plan.desired, plan.alive, plan.create) == (2, 2, 0)
 
@@ -108,10 +111,13 @@ def test_inconsistent_busy_view_is_never_deleted_in_present() -> None:
 
 
 def test_deletion_ids_without_github_record_come_from_vm_metadata() -> None:
-    finished = RunnerView("f", S.FINISHED, vm("f", "SHUTOFF", runner_id=77), None, 500.0)
-    orphan = RunnerView("o", S.ORPHAN, None, gh("o", runner_id=5), 0.0)
+    finished = RunnerView("f", S.FINISHED, vm("f", "SHUTOFF", runner_id=77), None, 500.0, SCOPE)
+    orphan = RunnerView("o", S.ORPHAN, None, gh("o", runner_id=5), 0.0, SCOPE)
     plan = plan_pool(pool(), [orphan, finished])
-    assert plan.delete == (Deletion("f", R.FINISHED, "vm-f", 77), Deletion("o", R.ORPHAN, None, 5))
+    assert plan.delete == (
+        Deletion("f", R.FINISHED, "vm-f", 77, scope=SCOPE),
+        Deletion("o", R.ORPHAN, None, 5, scope=SCOPE),
+    )
 
 
 def test_plan_is_deterministic() -> None:
@@ -319,9 +325,127 @@ def test_derived_views_never_lead_to_deleting_busy_runners(
 
 
 def test_only_running_vms_without_listed_runner_need_confirmation() -> None:
-    running = RunnerView("r1", RunnerState.FINISHED, vm("r1", "ACTIVE", runner_id=7), None, 600.0)
-    off = RunnerView("r2", RunnerState.FINISHED, vm("r2", "SHUTOFF", runner_id=8), None, 600.0)
+    running = RunnerView("r1", RunnerState.FINISHED, vm("r1", "ACTIVE", runner_id=7), None, 600.0, SCOPE)
+    off = RunnerView("r2", RunnerState.FINISHED, vm("r2", "SHUTOFF", runner_id=8), None, 600.0, SCOPE)
     plan = plan_pool(pool(min_idle=0), [running, off])
     confirm = {d.name: d.confirm_gone for d in plan.delete}
     assert confirm == {"r1": True, "r2": False}
     assert all(d.reason is DeleteReason.FINISHED for d in plan.delete)
+
+
+# Nova statuses: failed, ended, and every other one (the VM may still run its runner).
+ENDED = ["SHUTOFF", "DELETED", "SOFT_DELETED"]
+MAY_RUN = [
+    "ACTIVE",
+    "BUILD",
+    "MIGRATING",
+    "REBOOT",
+    "HARD_REBOOT",
+    "PAUSED",
+    "SUSPENDED",
+    "RESIZE",
+    "VERIFY_RESIZE",
+    "REVERT_RESIZE",
+    "REBUILD",
+    "RESCUE",
+    "PASSWORD",
+    "SHELVED",
+    "SHELVED_OFFLOADED",
+    "UNKNOWN",
+]
+
+
+@pytest.mark.parametrize("status", MAY_RUN)
+def test_vm_that_may_run_is_confirmed_with_github_before_deletion(status: str) -> None:
+    # Its runner is not listed: maybe it is gone, maybe the listing missed it.
+    [derived] = derive_states([vm("r1", status, age=600, runner_id=7)], [], NOW, TIMING, scope=SCOPE)
+    assert derived.state is S.FINISHED
+    for mode in MODES:
+        (deletion,) = plan_pool(pool(min_idle=0), [derived], mode=mode).delete
+        assert deletion.confirm_gone, (status, mode)
+        assert (deletion.runner_id, deletion.scope) == (7, SCOPE)
+
+
+@pytest.mark.parametrize("status", ["ERROR", *ENDED])
+def test_failed_or_ended_vm_is_deleted_after_github_deletes_its_runner(status: str) -> None:
+    [derived] = derive_states([vm("r1", status, age=600, runner_id=7)], [], NOW, TIMING, scope=SCOPE)
+    assert derived.state is (S.FAILED if status == "ERROR" else S.FINISHED)
+    (deletion,) = plan_pool(pool(min_idle=0), [derived]).delete
+    assert not deletion.confirm_gone and deletion.runner_id == 7
+
+
+def test_one_set_of_running_statuses_for_state_and_plan() -> None:
+    for status in MAY_RUN + ENDED + ["ERROR"]:
+        young = vm("r1", status, age=1, runner_id=7)
+        [derived] = derive_states([young], [], NOW, TIMING, scope=SCOPE)
+        # Booting (kept) in the state table exactly when the plan would ask GitHub first.
+        (deletion,) = plan_pool(pool(min_idle=0), [derived], mode="absent").delete
+        assert (derived.state is S.BOOTING) == deletion.confirm_gone == young.may_run, status
+
+
+def test_deletions_carry_the_scope_the_runner_is_registered_in() -> None:
+    org = Scope(ScopeKind.ORGANIZATION, "octo")
+    moved = pool(repository=None, organization="octo", min_idle=0)
+    views = derive_states(
+        [vm("r1", "SHUTOFF", age=600, runner_id=7, scope=SCOPE), vm("r2", "SHUTOFF", age=600, runner_id=8, scope=org)],
+        [],
+        NOW,
+        TIMING,
+        scope=org,
+    )
+    assert {d.name: d.scope for d in plan_pool(moved, views).delete} == {"r1": SCOPE, "r2": org}
+
+
+# VMs from before scopes were recorded ---------------------------------------------
+
+
+def legacy(status: str = "ACTIVE", age: float = 600.0) -> RunnerView:
+    """A VM without recorded scope whose runner the pool's scope does not list."""
+    [derived] = derive_states([vm("r1", status, age=age, runner_id=7, scope=None)], [], NOW, TIMING, scope=SCOPE)
+    return derived
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_unlisted_runner_of_a_vm_without_recorded_scope_is_kept_until_max_lifetime(mode: Mode) -> None:
+    plan = plan_pool(pool(min_idle=0), [legacy()], mode=mode)
+    assert plan.delete == () and plan.deferred == ("r1",)
+    assert plan.alive == 1  # still holds a VM: counts towards max_runners
+
+
+def test_vm_without_recorded_scope_goes_at_max_lifetime_or_with_force() -> None:
+    (old,) = plan_pool(pool(min_idle=0), [legacy(age=TIMING.max_lifetime)]).delete
+    assert old.confirm_gone and old.scope == SCOPE
+    (forced,) = plan_pool(pool(min_idle=0), [legacy()], mode="absent", force=True).delete
+    assert forced.confirm_gone and forced.scope == SCOPE
+
+
+def test_ended_vm_without_recorded_scope_is_deleted_as_before() -> None:
+    (deletion,) = plan_pool(pool(min_idle=0), [legacy("SHUTOFF")]).delete
+    assert deletion.reason is R.FINISHED and deletion.scope == SCOPE
+
+
+# Pools no longer configured ------------------------------------------------------------
+
+
+def test_unlisted_pool_is_emptied_as_absent_with_busy_and_unaskable_runners_deferred() -> None:
+    idle = view("a", S.IDLE)
+    busy = view("b", S.BUSY)
+    # No recorded scope and no pool scope: GitHub cannot be asked about its runner.
+    unaskable = RunnerView("c", S.FINISHED, vm("c", "SHUTOFF", age=600, runner_id=9, scope=None), None, 600.0)
+    plan = plan_unlisted_pool("gone", [idle, busy, unaskable], TIMING)
+    assert [(d.name, d.reason, d.scope) for d in plan.delete] == [("a", R.ABSENT, SCOPE)]
+    assert plan.deferred == ("b", "c")
+    assert (plan.pool, plan.desired, plan.create) == ("gone", 0, 0)
+    forced = plan_unlisted_pool("gone", [idle, busy, unaskable], TIMING, force=True)
+    assert names(forced.delete) == ["a", "b"] and forced.deferred == ("c",)
+
+
+def test_running_vm_without_runner_id_is_kept_until_max_lifetime() -> None:
+    # Nothing to ask GitHub about: one listing's word is not enough.
+    [young] = derive_states([vm("r1", "ACTIVE", age=600)], [], NOW, TIMING, scope=SCOPE)
+    assert young.state is S.FINISHED
+    plan = plan_pool(pool(min_idle=0), [young])
+    assert plan.delete == () and plan.deferred == ("r1",)
+    [old] = derive_states([vm("r1", "ACTIVE", age=TIMING.max_lifetime)], [], NOW, TIMING, scope=SCOPE)
+    assert names(plan_pool(pool(min_idle=0), [old]).delete) == ["r1"]
+    assert names(plan_pool(pool(min_idle=0), [young], mode="absent", force=True).delete) == ["r1"]

@@ -7,6 +7,7 @@ import datetime
 
 import pytest
 
+from ansible_collections.selfhosted.github_runners.plugins.module_utils._errors import LockError
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._model import (
     GithubRunner,
     QueuedJob,
@@ -166,3 +167,150 @@ def test_runner_without_vm_is_an_orphan_when_no_history_was_kept() -> None:
     # A fresh lock store (e.g. a new AWX container): nothing says how old the record is.
     report = make_reconciler(github, cloud, held).run([make_pool(min_idle=0)], ReconcileOptions("ci1"))
     assert report.pools[0].execution.deleted == {"orphan": [leftover.name]}
+
+
+# Scopes ------------------------------------------------------------------------------------
+
+ORG = Scope(ScopeKind.ORGANIZATION, "octo-org")
+
+
+def test_busy_runner_survives_its_pool_moving_to_another_scope() -> None:
+    github, cloud, held = FakeGithub(), FakeCloud(), []
+    repo_pool = make_pool(min_idle=1, max_runners=3)
+    make_reconciler(github, cloud, held).run([repo_pool], ReconcileOptions("ci1"))
+    [vm] = list(cloud.servers.values())
+    [runner] = list(github.runners[SCOPE].values())
+    github.runners[SCOPE][runner.id] = dataclasses.replace(runner, online=True, busy=True)
+    org_pool = dataclasses.replace(repo_pool, scope=ORG)
+    github.log.clear()
+    github.calls.clear()
+    later = NOW + datetime.timedelta(seconds=600)
+    for mode in ("present", "flushed", "absent"):
+        report = make_reconciler(github, cloud, held, later).run([org_pool], ReconcileOptions("ci1", mode=mode))
+        assert vm.id in cloud.servers, mode
+        assert report.pools[0].scope_changed == [vm.name]
+        assert report.pools[0].as_dict()["scope_changed"] == [vm.name]
+    # GitHub was never asked to delete that runner; one listing per scope and run.
+    assert runner.id not in [arg for op, arg in github.log if op == "delete_runner"]
+    assert github.calls["list_runners"] == 2 * 3
+    assert {arg for op, arg in github.log if op == "list_runners"} == {SCOPE, ORG}
+    # Once its job is done and its VM powered off, it goes, asked in the repository.
+    github.runners[SCOPE][runner.id] = dataclasses.replace(runner, online=False, busy=False)
+    cloud.servers[vm.id] = dataclasses.replace(vm, status="SHUTOFF")
+    report = make_reconciler(github, cloud, held, later).run([org_pool], ReconcileOptions("ci1", mode="absent"))
+    assert report.pools[0].execution.deleted == {"finished": [vm.name]}
+    assert github.runners[SCOPE] == {}
+
+
+def test_vm_without_recorded_scope_is_not_deleted_on_a_404_before_max_lifetime() -> None:
+    github, cloud, held = FakeGithub(), FakeCloud(), []
+    # Created before scopes were recorded, in the repository; the pool is now organization-wide.
+    runner = github.add(SCOPE, "ci1-small-aaaaaaaaaaaa", busy=True)
+    vm = cloud.add(runner.name, "small", age=3600, runner_id=runner.id)
+    org_pool = make_pool(scope=ORG, min_idle=0)
+    for mode in ("present", "flushed", "absent"):
+        report = make_reconciler(github, cloud, held).run([org_pool], ReconcileOptions("ci1", mode=mode))
+        assert vm.id in cloud.servers, mode
+        assert report.pools[0].plan.deferred == (vm.name,)
+    assert github.calls["runner_exists"] == github.calls["delete_runner"] == 0
+    # Past max_lifetime, GitHub's 404 in the pool's scope is taken as gone.
+    old = NOW + datetime.timedelta(seconds=org_pool.timing.max_lifetime)
+    report = make_reconciler(github, cloud, held, old).run([org_pool], ReconcileOptions("ci1"))
+    assert report.pools[0].execution.deleted == {"finished": [vm.name]}
+    assert github.log[-1] == ("runner_exists", (ORG, runner.id))
+
+
+def test_pools_share_one_listing_per_scope_including_recorded_ones() -> None:
+    github, cloud, held = FakeGithub(), FakeCloud(), []
+    other_repo = Scope(ScopeKind.REPOSITORY, "octo-org/other")
+    cloud.add("ci1-a-aaaaaaaaaaaa", "a", scope=other_repo)
+    cloud.add("ci1-b-bbbbbbbbbbbb", "b", scope=other_repo)
+    cloud.add("ci1-b-cccccccccccc", "b", scope=ORG)
+    pools = [make_pool(name="a", scope=ORG, min_idle=0), make_pool(name="b", min_idle=0)]
+    make_reconciler(github, cloud, held).run(pools, ReconcileOptions("ci1"))
+    assert sorted(str(arg) for op, arg in github.log if op == "list_runners") == sorted(
+        str(s) for s in (ORG, SCOPE, other_repo)
+    )
+
+
+# What is ours ------------------------------------------------------------------------------
+
+
+def test_vm_with_our_tags_but_a_foreign_name_is_never_touched() -> None:
+    github, cloud, held = FakeGithub(), FakeCloud(), []
+    # The cloud lists it in pool "small" (it carries our controller and pool tags).
+    stray = cloud.add("stray-vm-with-our-tags", "small", age=10**6, status="SHUTOFF", scope=SCOPE)
+    gone_pool = cloud.add("stray-gone-vm", "gone", age=10**6, scope=SCOPE)
+    pool = make_pool(min_idle=0)
+    for options in (
+        ReconcileOptions("ci1"),
+        ReconcileOptions("ci1", mode="flushed", force=True),
+        ReconcileOptions("ci1", mode="absent", force=True, prune_unlisted_pools=True),
+    ):
+        report = make_reconciler(github, cloud, held).run([pool], options)
+        assert report.pools[0].views == []
+        assert report.unmanaged == {}
+    assert {stray.id, gone_pool.id} <= set(cloud.servers)
+    assert cloud.calls["delete_server"] == 0
+    info = make_reconciler(github, cloud, held).inspect([pool], "ci1")
+    assert info.views == {"small": []} and info.unmanaged == {}
+
+
+# Pools no longer configured ---------------------------------------------------------------
+
+
+def test_unlisted_pools_are_reported_and_left_alone_by_default() -> None:
+    github, cloud, held = FakeGithub(), FakeCloud(), []
+    runner = github.add(SCOPE, "ci1-gone-aaaaaaaaaaaa", online=True)
+    cloud.add(runner.name, "gone", runner_id=runner.id, scope=SCOPE)
+    cloud.add("ci1-gone-bbbbbbbbbbbb", "gone", status="DELETED", scope=SCOPE)  # on its way out: not counted
+    report = make_reconciler(github, cloud, held).run([make_pool(min_idle=0)], ReconcileOptions("ci1"))
+    assert report.unmanaged == {"gone": 1}
+    assert report.as_dict()["unmanaged"] == {"gone": 1}
+    assert len(report.warnings) == 1 and "gone" in report.warnings[0] and "prune_unlisted_pools" in report.warnings[0]
+    assert [p.pool for p in report.pools] == ["small"]
+    assert mutating_calls(github, cloud) == 0
+    assert "ci1-gone" not in held
+    assert make_reconciler(github, cloud, held).inspect([make_pool()], "ci1").unmanaged == {"gone": 1}
+
+
+def test_prune_unlisted_pools_empties_them_as_absent_with_busy_ones_deferred() -> None:
+    github, cloud, held = FakeGithub(), FakeCloud(), []
+    idle = github.add(ORG, "ci1-gone-aaaaaaaaaaaa", online=True)
+    busy = github.add(ORG, "ci1-gone-bbbbbbbbbbbb", busy=True)
+    leftover = github.add(ORG, "ci1-gone-cccccccccccc", online=False)  # its VM is gone
+    vms = {r.name: cloud.add(r.name, "gone", runner_id=r.id, scope=ORG) for r in (idle, busy)}
+    legacy = cloud.add("ci1-gone-dddddddddddd", "gone", runner_id=4242)  # no recorded scope: cannot ask
+    options = ReconcileOptions("ci1", prune_unlisted_pools=True)
+
+    checked = make_reconciler(github, cloud, held).run(
+        [make_pool(min_idle=0)], dataclasses.replace(options, check_mode=True)
+    )
+    assert mutating_calls(github, cloud) == 0 and checked.changed
+
+    report = make_reconciler(github, cloud, held).run([make_pool(min_idle=0)], options)
+    pruned = report.pools[1]
+    assert (pruned.pool, pruned.unlisted, pruned.as_dict()["unlisted"]) == ("gone", True, True)
+    assert pruned.execution.deleted == {"absent": [idle.name], "orphan": [leftover.name]}
+    assert pruned.plan.deferred == tuple(sorted([busy.name, legacy.name]))
+    assert set(cloud.servers) == {vms[busy.name].id, legacy.id}
+    assert report.warnings == []  # pruned, not left behind
+    assert report.unmanaged == {"gone": 3}
+    assert "ci1-gone" in held
+
+
+class HeldLock(MemoryLock):
+    def __enter__(self) -> MemoryLock:
+        if self.key == "ci1-gone":
+            raise LockError("pool lock ci1-gone is held by pid 1")
+        return super().__enter__()
+
+
+def test_unlisted_pool_held_by_another_reconcile_is_not_pruned() -> None:
+    github, cloud, held = FakeGithub(), FakeCloud(), []
+    vm = cloud.add("ci1-gone-aaaaaaaaaaaa", "gone", status="SHUTOFF", scope=SCOPE)
+    reconciler = Reconciler(github, cloud, lambda key: HeldLock(key, held), clock=lambda: NOW)
+    report = reconciler.run([make_pool(min_idle=0)], ReconcileOptions("ci1", prune_unlisted_pools=True))
+    assert vm.id in cloud.servers
+    assert [p.pool for p in report.pools] == ["small"]
+    assert any("gone" in w and "held" in w for w in report.warnings)

@@ -40,7 +40,20 @@ def test_summary_in_check_mode_tells_what_the_plan_would_do() -> None:
     assert report.summary() == "small: idle 2, busy 1, finished 1; would create 1, would delete 1 (finished 1)"
 
 
-def test_summary_of_an_empty_pool_with_deferred_busy_runners() -> None:
+def test_summary_of_an_emptied_pool_with_deferred_busy_runners() -> None:
     plan = Plan(pool="small", desired=0, alive=1, create=0, deferred=("ci1-small-000000000003",))
-    report = PoolReport("small", plan, [], ExecutionResult(), 0.1)
-    assert report.summary() == "small: no runners; created 0, deleted 0; busy runners left for a later run: 1"
+    report = PoolReport("small", plan, [VIEWS[2]], ExecutionResult(), 0.1)
+    assert report.summary() == "small: busy 1; created 0, deleted 0; busy runners left for a later run: 1"
+
+
+def test_summary_tells_unconfirmed_vms_other_scopes_and_unlisted_pools() -> None:
+    unconfirmed = view("ci1-old-000000000009", RunnerState.FINISHED, with_runner=False)
+    plan = Plan(pool="old", desired=0, alive=1, create=0, deferred=(unconfirmed.name,))
+    report = PoolReport("old", plan, [unconfirmed], ExecutionResult(), 0.1, scope_changed=[unconfirmed.name])
+    report.unlisted = True
+    assert report.summary() == (
+        "old (not in pools): finished 1; created 0, deleted 0;"
+        " VMs kept until GitHub can tell their runner is gone: 1; registered in another scope than the pool's: 1"
+    )
+    assert report.as_dict()["unlisted"] is True
+    assert report.as_dict()["scope_changed"] == [unconfirmed.name]

@@ -14,6 +14,8 @@ from ansible_collections.selfhosted.github_runners.plugins.module_utils._model i
     PoolTiming,
     RunnerState,
     RunnerView,
+    Scope,
+    ScopeKind,
     VmInfo,
 )
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._state import (
@@ -22,7 +24,7 @@ from ansible_collections.selfhosted.github_runners.plugins.module_utils._state i
     observe,
     record_created,
 )
-from tests.unit.plugins.module_utils.factories import NOW, TIMING, ago, gh, vm
+from tests.unit.plugins.module_utils.factories import NOW, SCOPE, TIMING, ago, gh, vm
 
 S = RunnerState
 NAME = "ci-small-0123456789ab"
@@ -179,6 +181,41 @@ def test_join_by_name_sorted_with_ages() -> None:
         (c, S.BOOTING, True, False),
     ]
     assert [v.age for v in views] == [10.0, 0.0, 30.0]
+
+
+ORG = Scope(ScopeKind.ORGANIZATION, "octo")
+
+
+def test_a_vm_joins_the_runner_of_its_recorded_scope_only() -> None:
+    # The pool moved to ORG; the VM's runner was registered in the repository (SCOPE).
+    in_repo = gh(NAME, online=True, busy=True, runner_id=1, scope=SCOPE)
+    same_name_in_org = gh(NAME, runner_id=2, scope=ORG)
+    views = derive_states([vm(NAME, age=600, scope=SCOPE)], [same_name_in_org, in_repo], NOW, TIMING, scope=ORG)
+    joined = [v for v in views if v.vm is not None]
+    assert [(v.github, v.state, v.scope) for v in joined] == [(in_repo, S.BUSY, SCOPE)]
+    # The other scope's record of that name has no VM: an orphan there.
+    alone = [v for v in views if v.vm is None]
+    assert [(v.github, v.state, v.scope) for v in alone] == [(same_name_in_org, S.ORPHAN, ORG)]
+
+
+def test_a_runner_of_another_scope_never_stands_in_for_the_vms_own() -> None:
+    # Only ORG lists the name: the repository-scoped VM's runner is not that one.
+    views = derive_states(
+        [vm(NAME, age=600, scope=SCOPE)], [gh(NAME, online=True, scope=ORG)], NOW, TIMING, RunnerHistory(), scope=ORG
+    )
+    assert sorted((v.vm is not None, v.github is not None, v.scope == SCOPE) for v in views) == [
+        (False, True, False),
+        (True, False, True),
+    ]
+
+
+def test_vms_without_recorded_scope_and_unstamped_runners_take_the_pools_scope() -> None:
+    (view,) = derive_states([vm(NAME, scope=None)], [gh(NAME, online=True, scope=None)], NOW, TIMING, scope=ORG)
+    assert (view.state, view.scope) == (S.IDLE, ORG)
+    (view,) = derive_states([vm(NAME, scope=None)], [gh(NAME, online=True, scope=ORG)], NOW, TIMING, scope=ORG)
+    assert (view.state, view.scope) == (S.IDLE, ORG)
+    (alone,) = derive_states([vm(NAME, scope=None)], [], NOW, TIMING, scope=ORG)
+    assert alone.scope == ORG
 
 
 def test_age_of_a_runner_without_vm_comes_from_the_history() -> None:
