@@ -14,6 +14,17 @@ description:
     just-in-time runners until the pool has O(pools[].min_idle) idle runners, never more than O(pools[].max_runners).
   - A busy runner is never deleted unless O(force=true); GitHub is asked first and a VM is deleted only after GitHub
     deleted or no longer knows its runner.
+  - A VM is the controller's only when it carries the C(ghr-controller) and C(ghr-pool) tags and its name is
+    C(<controller_id>-<pool>-) followed by 12 hex digits; other VMs are never touched, whatever their tags.
+  - Each VM records the GitHub scope its runner was registered in, and every GitHub request about that runner goes
+    to that scope. A pool moved to another scope (for example from O(pools[].repository) to O(pools[].organization))
+    keeps its runners of the old scope until they end; the result lists them in RV(pools[].scope_changed).
+    Use O(state=flushed) to replace the idle ones now.
+  - VMs created by versions that did not record the scope are taken to be in the pool's current scope, and are not
+    deleted because that scope no longer lists their runner until they reach O(pools[].max_lifetime)
+    (O(force=true) deletes them).
+  - VMs of the controller whose pool is not in O(pools) are reported in RV(unmanaged) with a warning, and left
+    alone unless O(prune_unlisted_pools=true).
   - Before a pool's first runner of a run is registered on GitHub, its flavor, image, networks and security groups
     are looked up (once per name and run; an image, network or security group given as an ID is passed to Nova as it
     is). A name the cloud does not know fails that pool with an error that names the field (such as C(pools[0].image))
@@ -45,6 +56,18 @@ options:
       - Costs requests on every run, for each scope, two per repository (for organizations, plus the repository listing) and one
         per queued or running workflow run. Leave it off when the reactive path serves queued jobs.
       - Only with O(state=present).
+    type: bool
+    default: false
+  prune_unlisted_pools:
+    description:
+      - Empty the pools that have VMs of this O(controller_id) but are no longer in O(pools), as O(state=absent)
+        would. Idle runners are deleted (GitHub first, in the scope recorded on each VM), busy ones are deferred to a
+        later run (with O(force), deleted too). Their results follow the listed pools in RV(pools), with
+        RV(pools[].unlisted=true).
+      - VMs of such pools that record no scope (created by older versions) are left alone; list their pool with
+        O(state=absent) instead.
+      - Only when one configuration lists every pool of the O(controller_id); a playbook that does not list another
+        playbook's pools would empty them. A pool whose lock another reconcile holds is skipped, with a warning.
     type: bool
     default: false
   wait:
@@ -135,11 +158,19 @@ EXAMPLES = r"""
     controller_id: ci1
     pools: "{{ runner_pools }}"
     state: absent
+
+- name: Keep the listed pools at size and empty those removed from the list
+  selfhosted.github_runners.github_runner_pool:
+    controller_id: ci1
+    pools: "{{ runner_pools }}"
+    prune_unlisted_pools: true
 """
 
 RETURN = r"""
 pools:
-  description: One entry per pool, in the order given.
+  description:
+    - One entry per pool, in the order given; then, with O(prune_unlisted_pools), one per pool that is not listed but
+      has VMs.
   returned: always
   type: list
   elements: dict
@@ -148,6 +179,9 @@ pools:
       description: The pool name.
       type: str
       sample: small
+    unlisted:
+      description: Whether the pool is not in O(pools) (emptied because of O(prune_unlisted_pools)).
+      type: bool
     changed:
       description: Whether this pool's runners were created or deleted (in check mode, would be).
       type: bool
@@ -178,7 +212,10 @@ pools:
           type: list
           elements: dict
         deferred:
-          description: Busy runners left for a later run (absent or flushed without force).
+          description:
+            - Runners left for a later run, busy ones (absent or flushed without force), and VMs whose runner
+              GitHub cannot confirm gone yet (VMs from older versions that record no scope, or without a runner ID
+              in their metadata, until max_lifetime).
           type: list
           elements: str
         held:
@@ -218,6 +255,13 @@ pools:
       description: Runners GitHub refused to delete because they took a job meanwhile (their VMs are kept).
       type: list
       elements: str
+    scope_changed:
+      description:
+        - VMs whose runner is registered in another GitHub scope than the pool's (the pool moved to another scope).
+          They are reconciled in their own scope until they end.
+      type: list
+      elements: str
+      sample: [ci1-small-0123456789ab]
     errors:
       description: Errors of this pool's creations and deletions, and names of the pool the cloud could not resolve
         (with the field, for example C(pools[0].image)).
@@ -226,6 +270,13 @@ pools:
     duration:
       description: Seconds this pool's reconcile took.
       type: float
+unmanaged:
+  description:
+    - VMs of this O(controller_id) per pool that is not in O(pools) (VMs being deleted not counted). Each such pool is
+      also reported as a warning, unless O(prune_unlisted_pools) emptied it.
+  returned: always
+  type: dict
+  sample: {old-pool: 3}
 api_calls:
   description: API requests this run made, per service.
   returned: always
@@ -255,6 +306,7 @@ ARGUMENT_SPEC = dict(
     state=dict(type="str", default="present", choices=["present", "absent", "flushed"]),
     force=dict(type="bool", default=False),
     count_queued_jobs=dict(type="bool", default=False),
+    prune_unlisted_pools=dict(type="bool", default=False),
     wait=dict(type="bool", default=False),
     wait_timeout=dict(type="int", default=600),
 )
@@ -274,6 +326,7 @@ def main():
             params["force"],
             module.check_mode,
             count_queued_jobs=params["count_queued_jobs"],
+            prune_unlisted_pools=params["prune_unlisted_pools"],
         )
         report = reconciler.run(pools, options)
         result = dict(changed=report.changed, **report.as_dict())

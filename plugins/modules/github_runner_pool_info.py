@@ -11,7 +11,9 @@ version_added: 0.1.0
 description:
   - Joins each pool's VMs and GitHub runners and returns every runner with its VM status, GitHub status,
     derived state and age. Changes nothing.
-  - Costs one server listing and one runner listing per GitHub scope.
+  - Costs one server listing and one runner listing per GitHub scope (the pools' scopes and the scopes recorded on
+    their VMs).
+  - VMs of the controller whose pool is not in O(pools) are counted in RV(unmanaged), with a warning.
 extends_documentation_fragment:
   - selfhosted.github_runners.pool
   - selfhosted.github_runners.pool.POOLS
@@ -86,12 +88,23 @@ pools:
         runner_id:
           description: GitHub runner ID, or null when GitHub does not list the runner.
           type: int
+        scope:
+          description:
+            - The GitHub scope the runner is registered in, as C(repository:owner/repo), C(organization:org) or
+              C(enterprise:slug). VMs from older versions, which record none, show the pool's scope.
+          type: str
+          sample: repository:octo-org/app
         github_status:
           description: V(online) or V(offline), or null when GitHub does not list the runner.
           type: str
         busy:
           description: Whether GitHub says the runner is running a job.
           type: bool
+unmanaged:
+  description: VMs of this O(controller_id) per pool that is not in O(pools) (VMs being deleted not counted).
+  returned: always
+  type: dict
+  sample: {old-pool: 3}
 """
 
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._argspec import POOLS
@@ -101,7 +114,7 @@ from ansible_collections.selfhosted.github_runners.plugins.module_utils._config 
 )
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._module import RunnersModule
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._reconcile import Reconciler
-from ansible_collections.selfhosted.github_runners.plugins.module_utils._report import pool_info
+from ansible_collections.selfhosted.github_runners.plugins.module_utils._report import pool_info, unmanaged_warnings
 
 
 def main():
@@ -111,8 +124,16 @@ def main():
         pools = parse_pools(module.params["pools"])
         controller_id = parse_controller_id(module.params["controller_id"])
         reconciler = Reconciler(module.github(), module.cloud(), locks=None)
-        views = reconciler.view(pools, controller_id)
-        return dict(changed=False, pools=[pool_info(pool.name, views[pool.name]) for pool in pools])
+        inspection = reconciler.inspect(pools, controller_id)
+        result = dict(
+            changed=False,
+            pools=[pool_info(pool.name, inspection.views[pool.name]) for pool in pools],
+            unmanaged=inspection.unmanaged,
+        )
+        warnings = unmanaged_warnings(inspection.unmanaged)
+        if warnings:
+            result["warnings"] = warnings
+        return result
 
     module.run(run)
 

@@ -11,8 +11,13 @@ version_added: 0.1.0
 description:
   - V(present) registers a just-in-time runner with GitHub and creates its VM with the runner configuration in
     its user data; nothing happens when the VM exists.
-  - V(absent) deletes the runner on GitHub first and the VM only after GitHub deleted it or no longer knows it.
-    A busy runner is kept (the task fails) unless O(force=true).
+  - V(absent) deletes the runner on GitHub first and the VM only after GitHub deleted it or no longer knows it,
+    planned as M(selfhosted.github_runners.github_runner_pool) plans it. GitHub is asked in the scope recorded on the
+    VM; when the runner listing does not show the runner, the runner ID in the VM metadata is checked with GitHub,
+    and a runner GitHub still has keeps its VM (the task fails; run it again). A busy runner, or one GitHub refuses
+    to delete because it took a job, is kept (the task fails) unless O(force=true).
+  - A VM from an older version that records no scope, whose runner the pool's scope does not list, is kept
+    (the task fails) unless O(force=true), as its runner may be registered in a scope the pool had before.
   - The name must be C(<controller_id>-<pool name>-) followed by 12 lower-case hex digits, so that the pool's
     reconciles own the runner.
   - The task holds the pool's lock, as a reconcile does, and creates no VM when the pool already has
@@ -80,7 +85,13 @@ runner:
   description: The runner before the task (as M(selfhosted.github_runners.github_runner_pool_info) shows it), or null.
   returned: always
   type: dict
-  sample: {name: ci1-small-0123456789ab, state: idle, vm_status: ACTIVE, github_status: online, busy: false}
+  sample:
+    name: ci1-small-0123456789ab
+    state: idle
+    vm_status: ACTIVE
+    github_status: online
+    busy: false
+    scope: repository:octo-org/app
 """
 
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._config import (
