@@ -1,28 +1,15 @@
 # Copyright: Contributors to the selfhosted.github_runners collection
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""GitHub REST client for self-hosted runners, on PyGithub's requester.
+"""GitHub's self-hosted runner endpoints: runners, runner groups, JIT configs, queued jobs.
 
-Every call goes through `GithubClient._request`: one place that counts the call,
-applies the timeout, retries 5xx and connection failures with jittered backoff,
-waits out short rate limits, refuses mutating calls when the rate-limit budget is
-nearly spent, and turns every failure into `GithubError` with GitHub's `message`
-and never a token, JWT or JIT config.
-
-PyGithub's object model is not used: its objects complete themselves lazily and
-`get_repo()` costs a GET, while a reconcile must spend exactly one request per
-page of runners. Its requester gives auth (token or App installation token),
-timeouts and the base URL for GitHub Enterprise Server.
+Each method is one REST operation (or one paginated listing) sent through
+`_github_transport.GithubTransport`, which owns retries, rate limits, redaction
+and pagination; this file only knows paths, request bodies and response shapes.
 """
 
 from __future__ import annotations
 
-import collections
-import dataclasses
-import math
-import re
 import threading
-import time
-import traceback
 import typing as t
 import urllib.parse
 
@@ -31,6 +18,13 @@ from ansible_collections.selfhosted.github_runners.plugins.module_utils._errors 
     GithubError,
     RateLimitError,
 )
+from ansible_collections.selfhosted.github_runners.plugins.module_utils._github_transport import (
+    DEFAULT_API_URL,
+    GITHUB_IMPORT_ERROR,
+    HAS_GITHUB,
+    GithubAuth,
+    GithubTransport,
+)
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._model import (
     GithubRunner,
     QueuedJob,
@@ -38,64 +32,11 @@ from ansible_collections.selfhosted.github_runners.plugins.module_utils._model i
     ScopeKind,
     job_matches,
 )
-from ansible_collections.selfhosted.github_runners.plugins.module_utils._retry import RetryPolicy
 
-GITHUB_IMPORT_ERROR: t.Optional[str]
-try:
-    import github
-    import requests
-    from github import Auth, GithubException
+__all__ = ["GITHUB_IMPORT_ERROR", "HAS_GITHUB", "GithubAuth", "GithubClient", "job_matches"]
 
-    HAS_GITHUB = True
-    GITHUB_IMPORT_ERROR = None
-except ImportError:
-    HAS_GITHUB = False
-    GITHUB_IMPORT_ERROR = traceback.format_exc()
-
-DEFAULT_API_URL = "https://api.github.com"
-USER_AGENT = "selfhosted.github_runners"
-#: The REST API version the request and response shapes here follow.
-API_VERSION = "2022-11-28"
-PER_PAGE = 100
 #: The default runner group; repositories have no other.
 DEFAULT_RUNNER_GROUP_ID = 1
-#: GitHub's advice when a secondary rate limit gives neither Retry-After nor a spent budget.
-SECONDARY_LIMIT_WAIT = 60.0
-DEFAULT_RETRY = RetryPolicy()
-_IDEMPOTENT = frozenset({"GET", "HEAD", "DELETE"})
-_SECONDARY_LIMIT = re.compile(r"secondary rate limit|retry your request again later|wait a few minutes", re.I)
-# Credentials that must never reach an error message, whatever GitHub echoes back.
-_SECRET_PATTERNS = re.compile(
-    r"(gh[pousr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,}|eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*)"
-)
-
-
-@dataclasses.dataclass(frozen=True)
-class GithubAuth:
-    """A token, or a GitHub App (id, PEM private key text, installation id). Secrets stay out of repr."""
-
-    token: t.Optional[str] = dataclasses.field(default=None, repr=False)
-    app_id: t.Optional[t.Union[int, str]] = None
-    private_key: t.Optional[str] = dataclasses.field(default=None, repr=False)
-    installation_id: t.Optional[int] = None
-
-    def __post_init__(self) -> None:
-        app = (self.app_id, self.private_key, self.installation_id)
-        if self.token:
-            if any(v is not None for v in app):
-                raise ConfigError("github_auth", "give either a token or GitHub App credentials, not both")
-        elif not all(v not in (None, "") for v in app):
-            raise ConfigError(
-                "github_auth",
-                "give a token, or all of app_id, private_key and installation_id",
-            )
-
-    @property
-    def is_app(self) -> bool:
-        return not self.token
-
-    def secrets(self) -> t.Tuple[str, ...]:
-        return tuple(s for s in (self.token, self.private_key) if s)
 
 
 def _runner_from_json(data: t.Mapping[str, t.Any]) -> GithubRunner:
@@ -108,260 +49,29 @@ def _runner_from_json(data: t.Mapping[str, t.Any]) -> GithubRunner:
     )
 
 
-def _next_page_params(link_header: t.Optional[str]) -> t.Optional[t.Dict[str, str]]:
-    """The query parameters of the `rel="next"` link, or None on the last page."""
-    if not link_header:
-        return None
-    for link in requests.utils.parse_header_links(link_header):
-        if link.get("rel") == "next" and link.get("url"):
-            query = urllib.parse.urlsplit(link["url"]).query
-            return dict(urllib.parse.parse_qsl(query, keep_blank_values=True))
-    return None
-
-
 class GithubClient:
-    """Runner operations on one GitHub (github.com or a GitHub Enterprise Server API URL).
+    """Runner operations on one GitHub with one credential; thread-safe.
 
-    Thread-safe (the reconcile creates and deletes runners concurrently); requests are serialized.
+    `options` are those of `GithubTransport` (verify, retry, max_rate_limit_wait, ...).
     """
 
-    def __init__(
-        self,
-        auth: GithubAuth,
-        api_url: str = DEFAULT_API_URL,
-        timeout: float = 30,
-        *,
-        verify: t.Union[bool, str] = True,
-        retry: RetryPolicy = DEFAULT_RETRY,
-        max_rate_limit_wait: float = 60.0,
-        rate_limit_floor: int = 50,
-        pool_size: t.Optional[int] = None,
-        sleep: t.Callable[[float], None] = time.sleep,
-        clock: t.Callable[[], float] = time.time,
-    ) -> None:
-        if not HAS_GITHUB:
-            raise ImportError(f"PyGithub is required: {GITHUB_IMPORT_ERROR}")
-        self.api_url = api_url.rstrip("/")
-        # PyGithub wants whole seconds; round up so a small timeout never becomes 0 (= none).
-        self.timeout = max(1, math.ceil(timeout))
-        self.retry = retry
-        self.max_rate_limit_wait = max_rate_limit_wait
-        self.rate_limit_floor = rate_limit_floor
-        self._sleep = sleep
-        self._clock = clock
-        self._secrets = auth.secrets()
+    def __init__(self, auth: GithubAuth, api_url: str = DEFAULT_API_URL, timeout: float = 30, **options: t.Any) -> None:
+        self.transport = GithubTransport(auth, api_url, timeout, **options)
         self._lock = threading.Lock()
-        # One request at a time: PyGithub's connection object keeps the pending request in
-        # attributes (not thread-safe), and GitHub asks integrators to make requests serially
-        # to stay clear of secondary rate limits. Sleeps between retries happen outside it.
-        self._http_lock = threading.Lock()
-        self._calls: collections.Counter[str] = collections.Counter()
-        self._remaining: t.Optional[int] = None  # from the last response's X-RateLimit-* headers
-        self._reset_at: t.Optional[float] = None
         self._group_ids: t.Dict[t.Tuple[Scope, str], int] = {}
-        self._gh = github.Github(
-            base_url=self.api_url,
-            auth=self._pygithub_auth(auth),
-            timeout=self.timeout,
-            user_agent=USER_AGENT,
-            per_page=PER_PAGE,
-            verify=verify,
-            # Ours is the only retry: PyGithub's GithubRetry would retry and sleep on its own,
-            # and its request spacing (0.25 s, 1 s between writes) would slow every reconcile.
-            retry=None,
-            pool_size=pool_size,
-            seconds_between_requests=None,
-            seconds_between_writes=None,
-            lazy=True,
-            api_version=API_VERSION,
-        )
-        self._requester = self._gh.requester
 
-    def _pygithub_auth(self, auth: GithubAuth) -> t.Any:
-        if auth.token is not None:
-            return Auth.Token(auth.token)
-        if auth.app_id is None or auth.private_key is None or auth.installation_id is None:
-            raise ConfigError("github_auth", "give a token, or all of app_id, private_key and installation_id")
-        app = Auth.AppAuth(auth.app_id, auth.private_key)
-        try:
-            app.create_jwt()  # fail now, without a request, if the key cannot sign
-        except Exception as exc:  # cryptography/PyJWT raise several types; none carries the key
-            raise ConfigError("github_app_private_key", f"cannot sign a JWT with it ({type(exc).__name__})") from None
-        client = self
-
-        class CountingInstallationAuth(Auth.AppInstallationAuth):
-            """Counts the installation-token requests that PyGithub makes inside other calls."""
-
-            def _get_installation_authorization(self) -> t.Any:
-                client._count("create_installation_token")
-                return super()._get_installation_authorization()
-
-        return CountingInstallationAuth(app, int(auth.installation_id))
-
-    # Observability -----------------------------------------------------------------
     @property
     def calls(self) -> t.Dict[str, int]:
         """HTTP requests made so far, per operation (retries and pages included)."""
-        with self._lock:
-            return dict(self._calls)
+        return self.transport.calls
 
     @property
     def total_calls(self) -> int:
-        with self._lock:
-            return sum(self._calls.values())
+        return self.transport.total_calls
 
     @property
     def rate_limit_remaining(self) -> t.Optional[int]:
-        with self._lock:
-            return self._remaining
-
-    def _count(self, operation: str) -> None:
-        with self._lock:
-            self._calls[operation] += 1
-
-    # The one request path --------------------------------------------------------------
-    def _request(
-        self,
-        operation: str,
-        method: str,
-        path: str,
-        *,
-        params: t.Optional[t.Dict[str, t.Any]] = None,
-        body: t.Optional[t.Dict[str, t.Any]] = None,
-    ) -> t.Tuple[t.Dict[str, t.Any], t.Any]:
-        """(headers, JSON body) of one call, retried as the policy allows; GithubError on failure."""
-        call = f"{method} {path}"
-
-        def attempt() -> t.Tuple[t.Dict[str, t.Any], t.Any]:
-            if method == "POST":  # deletions clean up: they may use the reserve
-                self._respect_floor(call)
-            self._count(operation)
-            try:
-                with self._http_lock:
-                    headers, data = self._requester.requestJsonAndCheck(method, path, parameters=params, input=body)
-            except GithubException as exc:
-                self._observe(exc.headers or {})
-                raise
-            self._observe(headers)
-            return headers, data
-
-        try:
-            return self.retry.call(attempt, lambda exc: self._retryable(method, exc), sleep=self._sleep)
-        except GithubException as exc:
-            raise self._translate(call, exc) from None
-        except requests.exceptions.Timeout:
-            raise GithubError(call, f"timed out: no answer within {self.timeout} s") from None
-        except requests.exceptions.RequestException as exc:
-            raise GithubError(call, f"connection failed: {self._redact(str(exc))}") from None
-
-    def _retryable(self, method: str, exc: BaseException) -> t.Optional[float]:
-        # A POST that may have been carried out (5xx, read timeout, connection lost after
-        # sending) is not repeated: a second JIT config would register a second runner.
-        idempotent = method in _IDEMPOTENT
-        if isinstance(exc, GithubException):
-            if exc.status >= 500:
-                return 0.0 if idempotent else None
-            wait = self._rate_limit_wait(exc)
-            return wait if wait is not None and wait <= self.max_rate_limit_wait else None
-        if isinstance(exc, requests.exceptions.ConnectTimeout):
-            return 0.0  # nothing was sent
-        if isinstance(exc, (requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError)):
-            return 0.0 if idempotent else None
-        return None
-
-    def _rate_limit_wait(self, exc: GithubException) -> t.Optional[float]:
-        """Seconds to wait when `exc` is a primary or secondary rate limit, else None."""
-        if exc.status not in (403, 429):
-            return None
-        headers = {k.lower(): v for k, v in (exc.headers or {}).items()}
-        retry_after = headers.get("retry-after")
-        if retry_after is not None:
-            try:
-                return max(0.0, float(retry_after))
-            except ValueError:
-                pass
-        if headers.get("x-ratelimit-remaining") == "0" and headers.get("x-ratelimit-reset"):
-            try:
-                return max(0.0, float(headers["x-ratelimit-reset"]) - self._clock())
-            except ValueError:
-                pass
-        if exc.status == 429 or _SECONDARY_LIMIT.search(self._message(exc)):
-            return SECONDARY_LIMIT_WAIT
-        return None
-
-    def _observe(self, headers: t.Mapping[str, t.Any]) -> None:
-        lowered = {k.lower(): v for k, v in headers.items()}
-        try:
-            remaining = int(float(lowered["x-ratelimit-remaining"]))
-            reset_at = float(lowered["x-ratelimit-reset"])
-        except (KeyError, ValueError):
-            return
-        with self._lock:
-            self._remaining, self._reset_at = remaining, reset_at
-
-    def _respect_floor(self, call: str) -> None:
-        """Before a creation: keep `rate_limit_floor` requests for listing and clean-up."""
-        with self._lock:
-            remaining, reset_at = self._remaining, self._reset_at
-        if remaining is None or reset_at is None or remaining >= self.rate_limit_floor:
-            return
-        wait = max(0.0, reset_at - self._clock())
-        if wait > self.max_rate_limit_wait:
-            raise RateLimitError(
-                call,
-                f"only {remaining} API requests left (floor {self.rate_limit_floor}); the rate limit resets in "
-                f"{wait:.0f} s, longer than max_rate_limit_wait ({self.max_rate_limit_wait:.0f} s)",
-                None,
-                wait,
-            )
-        self._sleep(wait)
-        with self._lock:
-            self._remaining = None  # a new window; the next response tells the new budget
-
-    def _message(self, exc: GithubException) -> str:
-        data = exc.data
-        if isinstance(data, dict) and data.get("message"):
-            return str(data["message"])
-        return str(exc.message or "")
-
-    def _translate(self, call: str, exc: GithubException) -> GithubError:
-        message = self._redact(self._message(exc)) or "no message"
-        wait = self._rate_limit_wait(exc)
-        if wait is not None:
-            return RateLimitError(
-                call,
-                f"rate limited: {message}; retry in {wait:.0f} s"
-                f" (max_rate_limit_wait {self.max_rate_limit_wait:.0f} s)",
-                exc.status,
-                wait,
-            )
-        return GithubError(call, message, exc.status)
-
-    def _redact(self, text: str) -> str:
-        for secret in self._secrets:
-            text = text.replace(secret, "***")
-        return _SECRET_PATTERNS.sub("***", text)
-
-    def _paginate(
-        self,
-        operation: str,
-        path: str,
-        key: t.Optional[str],
-        params: t.Optional[t.Dict[str, t.Any]] = None,
-    ) -> t.Iterator[t.Any]:
-        """Items of every page (under `key`, or the page itself when None), one request per page.
-
-        Pages follow the `Link` header's next URL, whose query is sent to our own path so that
-        every page goes through the same connection, timeout and retry.
-        """
-        page: t.Optional[t.Dict[str, t.Any]] = {**(params or {}), "per_page": PER_PAGE}
-        while page is not None:
-            headers, data = self._request(operation, "GET", path, params=page)
-            items = data if key is None else (data or {}).get(key)
-            yield from items or ()
-            lowered = {k.lower(): v for k, v in headers.items()}
-            following = _next_page_params(lowered.get("link"))
-            page = {**page, **following} if following is not None else None
+        return self.transport.rate_limit_remaining
 
     # Runners --------------------------------------------------------------------------
     @staticmethod
@@ -373,7 +83,7 @@ class GithubClient:
     def list_runners(self, scope: Scope) -> t.List[GithubRunner]:
         """All self-hosted runners of `scope`: one request per 100 runners."""
         path = self._path(scope, "actions", "runners")
-        return [_runner_from_json(r) for r in self._paginate("list_runners", path, "runners")]
+        return [_runner_from_json(r) for r in self.transport.paginate("list_runners", path, "runners")]
 
     def runner_group_id(self, scope: Scope, name: t.Optional[str]) -> int:
         """The id of runner group `name` (None: the default group). Repositories only have the default."""
@@ -386,7 +96,7 @@ class GithubClient:
             if key in self._group_ids:
                 return self._group_ids[key]
         path = self._path(scope, "actions", "runner-groups")
-        for group in self._paginate("list_runner_groups", path, "runner_groups"):
+        for group in self.transport.paginate("list_runner_groups", path, "runner_groups"):
             if str(group.get("name", "")).casefold() == name.casefold():
                 with self._lock:
                     self._group_ids[key] = int(group["id"])
@@ -404,7 +114,7 @@ class GithubClient:
         """Register a just-in-time runner; returns it and its encoded JIT config (a secret)."""
         path = self._path(scope, "actions", "runners", "generate-jitconfig")
         body = {"name": name, "runner_group_id": runner_group_id, "labels": list(labels), "work_folder": work_folder}
-        data = self._request("generate_jit_config", "POST", path, body=body)[1]
+        data = self.transport.request("generate_jit_config", "POST", path, body=body)[1]
         try:
             runner, config = _runner_from_json(data["runner"]), str(data["encoded_jit_config"])
         except (KeyError, TypeError, ValueError):
@@ -415,7 +125,7 @@ class GithubClient:
         """204 deleted, 404 not found (already gone), 422 busy (GitHub refuses while a job runs)."""
         path = self._path(scope, "actions", "runners", runner_id)
         try:
-            self._request("delete_runner", "DELETE", path)
+            self.transport.request("delete_runner", "DELETE", path)
         except GithubError as exc:
             if isinstance(exc, RateLimitError):
                 raise
@@ -430,7 +140,7 @@ class GithubClient:
         """Whether GitHub still has the runner (GET; 404 = gone)."""
         path = self._path(scope, "actions", "runners", runner_id)
         try:
-            self._request("get_runner", "GET", path)
+            self.transport.request("get_runner", "GET", path)
         except GithubError as exc:
             if exc.status == 404 and not isinstance(exc, RateLimitError):
                 return False
@@ -441,7 +151,7 @@ class GithubClient:
     def get_job(self, repository: str, job_id: int) -> t.Dict[str, t.Any]:
         """The workflow job `job_id` of `owner/repo`."""
         scope = Scope(ScopeKind.REPOSITORY, repository)
-        data = self._request("get_job", "GET", self._path(scope, "actions", "jobs", job_id))[1]
+        data = self.transport.request("get_job", "GET", self._path(scope, "actions", "jobs", job_id))[1]
         return dict(data or {})
 
     def list_queued_jobs(
@@ -461,7 +171,9 @@ class GithubClient:
                 repositories = [scope.name]
             elif scope.kind is ScopeKind.ORGANIZATION:
                 repos_path = self._path(scope, "repos")
-                repositories = [str(r["full_name"]) for r in self._paginate("list_repositories", repos_path, None)]
+                repositories = [
+                    str(r["full_name"]) for r in self.transport.paginate("list_repositories", repos_path, None)
+                ]
             else:
                 raise ConfigError("repositories", f"listing queued jobs of {scope} needs the repositories to look at")
         jobs: t.List[QueuedJob] = []
@@ -473,11 +185,11 @@ class GithubClient:
             runs = {
                 int(run["id"]): run
                 for status in ("queued", "in_progress")
-                for run in self._paginate("list_queued_runs", runs_path, "workflow_runs", {"status": status})
+                for run in self.transport.paginate("list_queued_runs", runs_path, "workflow_runs", {"status": status})
             }
             for run in runs.values():
                 jobs_path = self._path(repo, "actions", "runs", int(run["id"]), "jobs")
-                for job in self._paginate("list_run_jobs", jobs_path, "jobs"):
+                for job in self.transport.paginate("list_run_jobs", jobs_path, "jobs"):
                     job_labels = tuple(str(label) for label in job.get("labels") or ())
                     if job.get("status") == "queued" and (labels is None or job_matches(job_labels, labels)):
                         jobs.append(
@@ -492,4 +204,4 @@ class GithubClient:
         return jobs
 
     def close(self) -> None:
-        self._gh.close()
+        self.transport.close()

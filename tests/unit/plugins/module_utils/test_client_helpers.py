@@ -16,11 +16,14 @@ from ansible_collections.selfhosted.github_runners.plugins.module_utils._errors 
     RateLimitError,
 )
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._github import (
-    GithubAuth,
     GithubClient,
-    _next_page_params,
     _runner_from_json,
     job_matches,
+)
+from ansible_collections.selfhosted.github_runners.plugins.module_utils._github_transport import (
+    GithubAuth,
+    GithubTransport,
+    _next_page_params,
 )
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._model import Scope, ScopeKind
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._openstack import (
@@ -96,8 +99,8 @@ def test_job_matches_case_insensitive_with_implicit_self_hosted(job: list[str], 
 
 
 @pytest.fixture
-def client() -> t.Iterator[GithubClient]:
-    gh = GithubClient(GithubAuth(token=TOKEN), max_rate_limit_wait=60, clock=lambda: NOW)
+def transport() -> t.Iterator[GithubTransport]:
+    gh = GithubTransport(GithubAuth(token=TOKEN), max_rate_limit_wait=60, clock=lambda: NOW)
     yield gh
     gh.close()
 
@@ -106,24 +109,24 @@ def exc(status: int, message: str, **headers: str) -> GithubException:
     return GithubException(status, {"message": message}, headers, None)
 
 
-def test_5xx_and_connection_failures_are_retried(client: GithubClient) -> None:
+def test_5xx_and_connection_failures_are_retried(transport: GithubTransport) -> None:
     import requests
 
-    assert client._retryable("GET", exc(502, "Bad Gateway")) == 0.0
-    assert client._retryable("DELETE", exc(503, "Unavailable")) == 0.0
+    assert transport._retryable("GET", exc(502, "Bad Gateway")) == 0.0
+    assert transport._retryable("DELETE", exc(503, "Unavailable")) == 0.0
     # a POST answered 5xx or cut off after sending may have registered the runner: not repeated
-    assert client._retryable("POST", exc(502, "Bad Gateway")) is None
-    assert client._retryable("POST", requests.exceptions.ConnectionError()) is None
-    assert client._retryable("POST", requests.exceptions.ConnectTimeout()) == 0.0  # nothing was sent
-    assert client._retryable("GET", requests.exceptions.ConnectionError()) == 0.0
-    assert client._retryable("GET", requests.exceptions.ReadTimeout()) == 0.0
+    assert transport._retryable("POST", exc(502, "Bad Gateway")) is None
+    assert transport._retryable("POST", requests.exceptions.ConnectionError()) is None
+    assert transport._retryable("POST", requests.exceptions.ConnectTimeout()) == 0.0  # nothing was sent
+    assert transport._retryable("GET", requests.exceptions.ConnectionError()) == 0.0
+    assert transport._retryable("GET", requests.exceptions.ReadTimeout()) == 0.0
     # a POST that timed out may have registered the runner: not repeated
-    assert client._retryable("POST", requests.exceptions.ReadTimeout()) is None
-    assert client._retryable("GET", exc(404, "Not Found")) is None
-    assert client._retryable("DELETE", exc(422, "Runner is busy")) is None
+    assert transport._retryable("POST", requests.exceptions.ReadTimeout()) is None
+    assert transport._retryable("GET", exc(404, "Not Found")) is None
+    assert transport._retryable("DELETE", exc(422, "Runner is busy")) is None
 
 
-def test_rate_limits_wait_when_short_else_give_up(client: GithubClient) -> None:
+def test_rate_limits_wait_when_short_else_give_up(transport: GithubTransport) -> None:
     primary_short = exc(
         403, "API rate limit exceeded", **{"x-ratelimit-remaining": "0", "x-ratelimit-reset": str(int(NOW) + 5)}
     )
@@ -131,20 +134,20 @@ def test_rate_limits_wait_when_short_else_give_up(client: GithubClient) -> None:
         403, "API rate limit exceeded", **{"x-ratelimit-remaining": "0", "x-ratelimit-reset": str(int(NOW) + 3000)}
     )
     secondary = exc(429, "You have exceeded a secondary rate limit", **{"retry-after": "3"})
-    assert client._retryable("GET", primary_short) == 5.0
-    assert client._retryable("GET", primary_long) is None
-    assert client._retryable("POST", secondary) == 3.0
-    assert client._retryable("GET", exc(403, "Resource not accessible by integration")) is None
-    assert client._rate_limit_wait(exc(403, "You have exceeded a secondary rate limit")) == 60.0
+    assert transport._retryable("GET", primary_short) == 5.0
+    assert transport._retryable("GET", primary_long) is None
+    assert transport._retryable("POST", secondary) == 3.0
+    assert transport._retryable("GET", exc(403, "Resource not accessible by integration")) is None
+    assert transport._rate_limit_wait(exc(403, "You have exceeded a secondary rate limit")) == 60.0
 
 
-def test_translation_keeps_githubs_message_and_drops_secrets(client: GithubClient) -> None:
-    err = client._translate("DELETE /repos/o/r/actions/runners/1", exc(500, f"boom {TOKEN} eyJa.eyJb.sig"))
+def test_translation_keeps_githubs_message_and_drops_secrets(transport: GithubTransport) -> None:
+    err = transport._translate("DELETE /repos/o/r/actions/runners/1", exc(500, f"boom {TOKEN} eyJa.eyJb.sig"))
     assert isinstance(err, GithubError) and not isinstance(err, RateLimitError)
     assert err.status == 500
     assert TOKEN not in str(err) and "eyJa" not in str(err)
     assert "DELETE /repos/o/r/actions/runners/1" in str(err)
-    limited = client._translate(
+    limited = transport._translate(
         "GET x",
         exc(
             403, "API rate limit exceeded", **{"x-ratelimit-remaining": "0", "x-ratelimit-reset": str(int(NOW) + 3000)}
@@ -155,18 +158,18 @@ def test_translation_keeps_githubs_message_and_drops_secrets(client: GithubClien
     assert "API rate limit exceeded" in str(limited)
 
 
-def test_floor_refuses_mutating_calls_when_the_reset_is_far(client: GithubClient) -> None:
-    client.rate_limit_floor = 10
-    client._observe({"X-RateLimit-Remaining": "3", "X-RateLimit-Reset": str(int(NOW) + 3000)})
+def test_floor_refuses_mutating_calls_when_the_reset_is_far(transport: GithubTransport) -> None:
+    transport.rate_limit_floor = 10
+    transport._observe({"X-RateLimit-Remaining": "3", "X-RateLimit-Reset": str(int(NOW) + 3000)})
     with pytest.raises(RateLimitError, match="only 3 API requests left"):
-        client._respect_floor("POST x")
-    client._observe({"X-RateLimit-Remaining": "30", "X-RateLimit-Reset": str(int(NOW) + 3000)})
-    client._respect_floor("POST x")  # above the floor: no error
+        transport._respect_floor("POST x")
+    transport._observe({"X-RateLimit-Remaining": "30", "X-RateLimit-Reset": str(int(NOW) + 3000)})
+    transport._respect_floor("POST x")  # above the floor: no error
 
 
 def test_floor_waits_for_a_near_reset() -> None:
     slept: list[float] = []
-    gh = GithubClient(GithubAuth(token=TOKEN), rate_limit_floor=10, sleep=slept.append, clock=lambda: NOW)
+    gh = GithubTransport(GithubAuth(token=TOKEN), rate_limit_floor=10, sleep=slept.append, clock=lambda: NOW)
     gh._observe({"x-ratelimit-remaining": "1", "x-ratelimit-reset": str(int(NOW) + 4)})
     gh._respect_floor("POST x")
     assert slept == [4.0]
@@ -182,13 +185,15 @@ def test_scope_paths_are_quoted() -> None:
     assert GithubClient._path(Scope(ScopeKind.ORGANIZATION, "my org"), "x") == "/orgs/my%20org/x"
 
 
-def test_repository_scope_has_only_the_default_runner_group(client: GithubClient) -> None:
+def test_repository_scope_has_only_the_default_runner_group() -> None:
+    client = GithubClient(GithubAuth(token=TOKEN))
     repo = Scope(ScopeKind.REPOSITORY, "o/r")
     assert client.runner_group_id(repo, None) == 1
     assert client.runner_group_id(repo, "Default") == 1
     with pytest.raises(ConfigError, match="runner_group"):
         client.runner_group_id(repo, "gpu")
     assert client.calls == {}
+    client.close()
 
 
 # --- OpenStack ---------------------------------------------------------------------------------
