@@ -61,11 +61,6 @@ class GithubClient:
         self._group_ids: t.Dict[t.Tuple[Scope, str], int] = {}
 
     @property
-    def calls(self) -> t.Dict[str, int]:
-        """HTTP requests made so far, per operation (retries and pages included)."""
-        return self.transport.calls
-
-    @property
     def total_calls(self) -> int:
         return self.transport.total_calls
 
@@ -83,7 +78,7 @@ class GithubClient:
     def list_runners(self, scope: Scope) -> t.List[GithubRunner]:
         """All self-hosted runners of `scope`: one request per 100 runners."""
         path = self._path(scope, "actions", "runners")
-        return [_runner_from_json(r) for r in self.transport.paginate("list_runners", path, "runners")]
+        return [_runner_from_json(r) for r in self.transport.paginate(path, "runners")]
 
     def runner_group_id(self, scope: Scope, name: t.Optional[str]) -> int:
         """The id of runner group `name` (None: the default group). Repositories only have the default."""
@@ -96,7 +91,7 @@ class GithubClient:
             if key in self._group_ids:
                 return self._group_ids[key]
         path = self._path(scope, "actions", "runner-groups")
-        for group in self.transport.paginate("list_runner_groups", path, "runner_groups"):
+        for group in self.transport.paginate(path, "runner_groups"):
             if str(group.get("name", "")).casefold() == name.casefold():
                 with self._lock:
                     self._group_ids[key] = int(group["id"])
@@ -114,7 +109,7 @@ class GithubClient:
         """Register a just-in-time runner; returns it and its encoded JIT config (a secret)."""
         path = self._path(scope, "actions", "runners", "generate-jitconfig")
         body = {"name": name, "runner_group_id": runner_group_id, "labels": list(labels), "work_folder": work_folder}
-        data = self.transport.request("generate_jit_config", "POST", path, body=body)[1]
+        data = self.transport.request("POST", path, body=body)[1]
         try:
             runner, config = _runner_from_json(data["runner"]), str(data["encoded_jit_config"])
         except (KeyError, TypeError, ValueError):
@@ -125,7 +120,7 @@ class GithubClient:
         """204 deleted, 404 not found (already gone), 422 busy (GitHub refuses while a job runs)."""
         path = self._path(scope, "actions", "runners", runner_id)
         try:
-            self.transport.request("delete_runner", "DELETE", path)
+            self.transport.request("DELETE", path)
         except GithubError as exc:
             if isinstance(exc, RateLimitError):
                 raise
@@ -140,7 +135,7 @@ class GithubClient:
         """Whether GitHub still has the runner (GET; 404 = gone)."""
         path = self._path(scope, "actions", "runners", runner_id)
         try:
-            self.transport.request("get_runner", "GET", path)
+            self.transport.request("GET", path)
         except GithubError as exc:
             if exc.status == 404 and not isinstance(exc, RateLimitError):
                 return False
@@ -148,12 +143,6 @@ class GithubClient:
         return True
 
     # Jobs --------------------------------------------------------------------------------
-    def get_job(self, repository: str, job_id: int) -> t.Dict[str, t.Any]:
-        """The workflow job `job_id` of `owner/repo`."""
-        scope = Scope(ScopeKind.REPOSITORY, repository)
-        data = self.transport.request("get_job", "GET", self._path(scope, "actions", "jobs", job_id))[1]
-        return dict(data or {})
-
     def list_queued_jobs(
         self,
         scope: Scope,
@@ -171,9 +160,7 @@ class GithubClient:
                 repositories = [scope.name]
             elif scope.kind is ScopeKind.ORGANIZATION:
                 repos_path = self._path(scope, "repos")
-                repositories = [
-                    str(r["full_name"]) for r in self.transport.paginate("list_repositories", repos_path, None)
-                ]
+                repositories = [str(r["full_name"]) for r in self.transport.paginate(repos_path, None)]
             else:
                 raise ConfigError("repositories", f"listing queued jobs of {scope} needs the repositories to look at")
         jobs: t.List[QueuedJob] = []
@@ -185,11 +172,11 @@ class GithubClient:
             runs = {
                 int(run["id"]): run
                 for status in ("queued", "in_progress")
-                for run in self.transport.paginate("list_queued_runs", runs_path, "workflow_runs", {"status": status})
+                for run in self.transport.paginate(runs_path, "workflow_runs", {"status": status})
             }
             for run in runs.values():
                 jobs_path = self._path(repo, "actions", "runs", int(run["id"]), "jobs")
-                for job in self.transport.paginate("list_run_jobs", jobs_path, "jobs"):
+                for job in self.transport.paginate(jobs_path, "jobs"):
                     job_labels = tuple(str(label) for label in job.get("labels") or ())
                     if job.get("status") == "queued" and (labels is None or job_matches(job_labels, labels)):
                         jobs.append(

@@ -17,7 +17,6 @@ timeouts and the base URL for GitHub Enterprise Server.
 
 from __future__ import annotations
 
-import collections
 import dataclasses
 import math
 import re
@@ -82,10 +81,6 @@ class GithubAuth:
                 "give a token, or all of app_id, private_key and installation_id",
             )
 
-    @property
-    def is_app(self) -> bool:
-        return not self.token
-
     def secrets(self) -> t.Tuple[str, ...]:
         return tuple(s for s in (self.token, self.private_key) if s)
 
@@ -137,7 +132,7 @@ class GithubTransport:
         # attributes (not thread-safe), and GitHub asks integrators to make requests serially
         # to stay clear of secondary rate limits. Sleeps between retries happen outside it.
         self._http_lock = threading.Lock()
-        self._calls: collections.Counter[str] = collections.Counter()
+        self._calls = 0
         self._remaining: t.Optional[int] = None  # from the last response's X-RateLimit-* headers
         self._reset_at: t.Optional[float] = None
         self._gh = github.Github(
@@ -174,36 +169,30 @@ class GithubTransport:
             """Counts the installation-token requests that PyGithub makes inside other calls."""
 
             def _get_installation_authorization(self) -> t.Any:
-                transport._count("create_installation_token")
+                transport._count()
                 return super()._get_installation_authorization()
 
         return CountingInstallationAuth(app, int(auth.installation_id))
 
     # Observability -----------------------------------------------------------------
     @property
-    def calls(self) -> t.Dict[str, int]:
-        """HTTP requests made so far, per operation (retries and pages included)."""
-        with self._lock:
-            return dict(self._calls)
-
-    @property
     def total_calls(self) -> int:
+        """HTTP requests made so far (retries, pages and installation tokens included)."""
         with self._lock:
-            return sum(self._calls.values())
+            return self._calls
 
     @property
     def rate_limit_remaining(self) -> t.Optional[int]:
         with self._lock:
             return self._remaining
 
-    def _count(self, operation: str) -> None:
+    def _count(self) -> None:
         with self._lock:
-            self._calls[operation] += 1
+            self._calls += 1
 
     # The one request path --------------------------------------------------------------
     def request(
         self,
-        operation: str,
         method: str,
         path: str,
         *,
@@ -216,7 +205,7 @@ class GithubTransport:
         def attempt() -> t.Tuple[t.Dict[str, t.Any], t.Any]:
             if method == "POST":  # deletions clean up: they may use the reserve
                 self._respect_floor(call)
-            self._count(operation)
+            self._count()
             try:
                 with self._http_lock:
                     headers, data = self._requester.requestJsonAndCheck(method, path, parameters=params, input=body)
@@ -325,7 +314,6 @@ class GithubTransport:
 
     def paginate(
         self,
-        operation: str,
         path: str,
         key: t.Optional[str],
         params: t.Optional[t.Dict[str, t.Any]] = None,
@@ -337,7 +325,7 @@ class GithubTransport:
         """
         page: t.Optional[t.Dict[str, t.Any]] = {**(params or {}), "per_page": PER_PAGE}
         while page is not None:
-            headers, data = self.request(operation, "GET", path, params=page)
+            headers, data = self.request("GET", path, params=page)
             items = data if key is None else (data or {}).get(key)
             yield from items or ()
             lowered = {k.lower(): v for k, v in headers.items()}

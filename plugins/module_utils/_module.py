@@ -172,9 +172,7 @@ class RunnersModule:
         if p.get("mongodb_uri"):
 
             def mongo_lock(key: str) -> PoolLock:
-                return MongoLease(
-                    p["mongodb_uri"], p["mongodb_database"], "locks", key, owner=_owner(), wait_timeout=timeout
-                )
+                return MongoLease(p["mongodb_uri"], p["mongodb_database"], "locks", key, wait_timeout=timeout)
 
             return mongo_lock
         lock_dir = os.path.expanduser(p.get("lock_dir") or DEFAULT_LOCK_DIR)
@@ -212,7 +210,3 @@ class RunnersModule:
             if close is not None:
                 with contextlib.suppress(Exception):  # closing is best effort
                     close()
-
-
-def _owner() -> str:
-    return f"{os.uname().nodename}:{os.getpid()}"

@@ -11,7 +11,6 @@ retry never multiplies with another retry layer.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import random
 import time
 import typing as t
@@ -45,7 +44,6 @@ class RetryPolicy:
         sleep: t.Callable[[float], None] = time.sleep,
         rng: t.Callable[[], float] = random.random,
         clock: t.Callable[[], float] = time.monotonic,
-        on_retry: t.Optional[t.Callable[[BaseException, int, float], None]] = None,
     ) -> T:
         """`retry_call` with this policy."""
         return retry_call(
@@ -58,7 +56,6 @@ class RetryPolicy:
             sleep=sleep,
             rng=rng,
             clock=clock,
-            on_retry=on_retry,
         )
 
 
@@ -83,12 +80,10 @@ def retry_call(
     sleep: t.Callable[[float], None] = time.sleep,
     rng: t.Callable[[], float] = random.random,
     clock: t.Callable[[], float] = time.monotonic,
-    on_retry: t.Optional[t.Callable[[BaseException, int, float], None]] = None,
 ) -> T:
     """Call `fn` until it succeeds, `retryable` says no, `attempts` are used up or `budget` would be exceeded.
 
-    The last exception propagates unchanged. `on_retry(exc, retry, delay)` is told about each
-    retry before its sleep (for logs and counters).
+    The last exception propagates unchanged.
     """
     if attempts < 1:
         raise ValueError("attempts must be at least 1")
@@ -104,22 +99,5 @@ def retry_call(
             delay = max(minimum, backoff(attempt, base, cap, rng))
             if budget is not None and clock() - start + delay > budget:
                 raise
-            if on_retry is not None:
-                on_retry(exc, attempt, delay)
             sleep(delay)
             attempt += 1
-
-
-def retrying(
-    retryable: Retryable, policy: RetryPolicy = RetryPolicy()
-) -> t.Callable[[t.Callable[..., T]], t.Callable[..., T]]:
-    """Decorator form of `retry_call` with a `RetryPolicy`."""
-
-    def decorate(fn: t.Callable[..., T]) -> t.Callable[..., T]:
-        @functools.wraps(fn)
-        def wrapper(*args: t.Any, **kwargs: t.Any) -> T:
-            return policy.call(lambda: fn(*args, **kwargs), retryable)
-
-        return wrapper
-
-    return decorate

@@ -65,12 +65,13 @@ def test_list_runners_costs_one_request_per_100_runners(
     created = [gh.generate_jit_config(scope, runner_name(), ["self-hosted", "itgh"], 1)[0] for _unused in range(250)]
     try:
         sandbox.reset_counters()
+        before = gh.total_calls
         listed = gh.list_runners(scope)
         assert {r.id for r in created} <= {r.id for r in listed}
         assert len(listed) >= 250
         assert github_calls(sandbox, "GET", RUNNERS) == math.ceil(len(listed) / 100)
         assert sandbox.calls("github") == math.ceil(len(listed) / 100)  # nothing else: no repo GET, no completion
-        assert gh.calls["list_runners"] == math.ceil(len(listed) / 100)
+        assert gh.total_calls - before == math.ceil(len(listed) / 100)
     finally:
         for runner in created:
             gh.delete_runner(scope, runner.id)
@@ -165,25 +166,15 @@ def wait_for(sandbox: SandboxHandle, predicate: t.Callable[[], bool], what: str,
         time.sleep(0.1)
 
 
-def test_get_job_and_queued_jobs_matching_labels(sandbox: SandboxHandle, gh: GithubClient, repo: Scope) -> None:
+def test_queued_jobs_matching_labels(sandbox: SandboxHandle, gh: GithubClient, repo: Scope) -> None:
     label = f"itgh-{uuid.uuid4().hex[:8]}"  # no runner has it: the jobs stay queued
     made = sandbox.control.post("/jobs", {"repository": repo.name, "labels": ["self-hosted", label], "count": 2})
     other = sandbox.control.post("/jobs", {"repository": repo.name, "labels": ["self-hosted", label, "gpu"]})
-    job_id = made["jobs"][0]["id"]
-    job = gh.get_job(repo.name, job_id)
-    assert job["id"] == job_id and job["status"] == "queued"
-    assert label in job["labels"]
     queued = gh.list_queued_jobs(repo, ["self-hosted", label, "linux"])
     ids = {j.id for j in queued}
     assert {j["id"] for j in made["jobs"]} <= ids
     assert other["jobs"][0]["id"] not in ids  # asks for a label the pool does not have
     assert all(j.repository == repo.name for j in queued)
-
-
-def test_get_unknown_job_is_a_404_error(gh: GithubClient, repo: Scope) -> None:
-    with pytest.raises(GithubError) as info:
-        gh.get_job(repo.name, 987654321)
-    assert info.value.status == 404
 
 
 def test_retries_5xx_then_succeeds(fresh_sandbox_state: SandboxHandle, gh: GithubClient, repo: Scope) -> None:
@@ -192,7 +183,7 @@ def test_retries_5xx_then_succeeds(fresh_sandbox_state: SandboxHandle, gh: Githu
     sandbox.reset_counters()
     gh.list_runners(repo)
     assert github_calls(sandbox, "GET", RUNNERS) == 3
-    assert gh.calls["list_runners"] == 3
+    assert gh.total_calls == 3
 
 
 def test_persistent_5xx_gives_up_after_the_attempts(
@@ -314,7 +305,7 @@ def test_github_app_installation_auth(sandbox: SandboxHandle, repo: Scope) -> No
     sandbox.reset_counters()
     client.list_runners(repo)
     client.list_runners(repo)
-    assert client.calls == {"create_installation_token": 1, "list_runners": 2}
+    assert client.total_calls == 3  # the installation token's request counts too
     assert sandbox.calls("github", "POST", "/app/installations/{installation_id}/access_tokens") == 1
     client.close()
 
@@ -372,9 +363,10 @@ def test_queued_jobs_of_an_organization_look_at_its_repositories(sandbox: Sandbo
     org = Scope(ScopeKind.ORGANIZATION, sandbox.env["GITHUB_ORG"])
     label = f"itgh-{uuid.uuid4().hex[:8]}"
     made = sandbox.control.post("/jobs", {"repository": f"{org.name}/infra", "labels": [label]})
+    sandbox.reset_counters()
     queued = gh.list_queued_jobs(org, [label])
     assert [(j.id, j.repository) for j in queued] == [(made["jobs"][0]["id"], f"{org.name}/infra")]
-    assert gh.calls["list_repositories"] == 1
+    assert sandbox.calls("github", "GET", "/orgs/{org}/repos") == 1
 
 
 def test_runner_exists_tells_200_from_404(

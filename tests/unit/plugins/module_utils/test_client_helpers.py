@@ -40,8 +40,8 @@ NOW = 1_700_000_000.0
 
 
 def test_auth_token_or_app_but_not_both_nor_neither() -> None:
-    assert not GithubAuth(token=TOKEN).is_app
-    assert GithubAuth(app_id=1, private_key="k", installation_id=2).is_app
+    assert GithubAuth(token=TOKEN).secrets() == (TOKEN,)
+    assert GithubAuth(app_id=1, private_key="k", installation_id=2).secrets() == ("k",)
     with pytest.raises(ConfigError, match="not both"):
         GithubAuth(token=TOKEN, app_id=1)
     with pytest.raises(ConfigError, match="all of app_id"):
@@ -192,7 +192,7 @@ def test_repository_scope_has_only_the_default_runner_group() -> None:
     assert client.runner_group_id(repo, "Default") == 1
     with pytest.raises(ConfigError, match="runner_group"):
         client.runner_group_id(repo, "gpu")
-    assert client.calls == {}
+    assert client.total_calls == 0
     client.close()
 
 

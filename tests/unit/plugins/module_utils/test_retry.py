@@ -10,7 +10,6 @@ from ansible_collections.selfhosted.github_runners.plugins.module_utils._retry i
     RetryPolicy,
     backoff,
     retry_call,
-    retrying,
 )
 
 
@@ -148,19 +147,6 @@ def test_a_wait_longer_than_the_budget_is_not_slept() -> None:
     assert fake.sleeps == []
 
 
-def test_on_retry_is_told_each_retry() -> None:
-    fake = FakeTime()
-    seen: list[tuple[str, int, float]] = []
-    run(
-        failing(2, Transient("x")),
-        fake,
-        rng=0.0,
-        base=1.0,
-        on_retry=lambda exc, n, delay: seen.append((str(exc), n, delay)),
-    )
-    assert seen == [("x", 1, 0.5), ("x", 2, 1.0)]
-
-
 def test_attempts_must_be_positive() -> None:
     with pytest.raises(ValueError):
         retry_call(lambda: "ok", retryable=only_transient, attempts=0)
@@ -168,22 +154,10 @@ def test_attempts_must_be_positive() -> None:
         RetryPolicy(attempts=0)
 
 
-def test_policy_call_and_decorator_use_the_policy() -> None:
+def test_policy_call_uses_the_policy() -> None:
     fake = FakeTime()
     policy = RetryPolicy(attempts=2, base=0.0, cap=0.0, budget=None)
     fn = failing(5, Transient())
     with pytest.raises(Transient):
         policy.call(fn, only_transient, sleep=fake.sleep, clock=fake.clock)
     assert fn.calls["n"] == 2  # type: ignore[attr-defined]
-
-    calls: list[int] = []
-
-    @retrying(only_transient, RetryPolicy(attempts=3, base=0.0, cap=0.0, budget=None))
-    def flaky(x: int) -> int:
-        calls.append(x)
-        if len(calls) < 3:
-            raise Transient()
-        return x * 2
-
-    assert flaky(21) == 42
-    assert calls == [21, 21, 21]
