@@ -55,6 +55,8 @@ lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy plugins/module_utils
+	# The oldest Python the collection supports (no interpreter of it to run the tests with here).
+	$(BIN)/mypy --python-version 3.10 plugins/module_utils
 
 # ansible-test wants the collection at ansible_collections/selfhosted/github_runners and,
 # for --venv, a pip bootstrap script it would otherwise download.

@@ -37,7 +37,7 @@ SUFFIX_LENGTH = 12
 MAX_NAME_LENGTH = 64
 
 _SUFFIX_RE = re.compile(f"[0-9a-f]{{{SUFFIX_LENGTH}}}")
-_UTC = datetime.timezone.utc  # noqa: UP017 - module_utils also run on Pythons without datetime.UTC
+_UTC = datetime.timezone.utc
 
 
 @dataclasses.dataclass(frozen=True)

@@ -35,7 +35,7 @@ except ImportError:
     HAS_PYMONGO = False
     PYMONGO_IMPORT_ERROR = traceback.format_exc()
 
-_UTC = datetime.timezone.utc  # noqa: UP017 - module_utils also run on Pythons without datetime.UTC
+_UTC = datetime.timezone.utc
 
 
 class PoolLock(t.Protocol):

@@ -45,7 +45,7 @@ Clock = t.Callable[[], datetime.datetime]
 
 
 def utcnow() -> datetime.datetime:
-    return datetime.datetime.now(datetime.UTC)
+    return datetime.datetime.now(datetime.timezone.utc)
 
 
 @dataclasses.dataclass

@@ -14,7 +14,7 @@ import enum
 import typing as t
 
 
-class ScopeKind(str, enum.Enum):  # noqa: UP042 - enum.StrEnum needs Python 3.11
+class ScopeKind(str, enum.Enum):
     REPOSITORY = "repository"
     ORGANIZATION = "organization"
     ENTERPRISE = "enterprise"
@@ -97,7 +97,7 @@ class GithubRunner:
 Mode = t.Literal["present", "absent", "flushed"]
 
 
-class RunnerState(str, enum.Enum):  # noqa: UP042 - enum.StrEnum needs Python 3.11
+class RunnerState(str, enum.Enum):
     """Derived state of one runner (VM and/or GitHub record); never stored."""
 
     BOOTING = "booting"
@@ -144,7 +144,7 @@ class RunnerView:
         return self.github is not None and self.github.busy
 
 
-class DeleteReason(str, enum.Enum):  # noqa: UP042 - enum.StrEnum needs Python 3.11
+class DeleteReason(str, enum.Enum):
     """Why a runner is deleted; reported as counts per reason."""
 
     FAILED = "failed"

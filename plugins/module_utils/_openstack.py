@@ -60,7 +60,7 @@ COMPUTE_MICROVERSION = "2.52"
 #: Nova refuses base64-encoded user data longer than this.
 MAX_USER_DATA = 65535
 DEFAULT_RETRY = RetryPolicy()
-_EPOCH = datetime.datetime.fromtimestamp(0, datetime.timezone.utc)  # noqa: UP017 - module_utils run on older Pythons
+_EPOCH = datetime.datetime.fromtimestamp(0, datetime.timezone.utc)
 _UUID_RE = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 #: Nova's `networks` values that name no network (microversion 2.37 and later).
 NETWORK_KEYWORDS = frozenset({"none", "auto"})
