@@ -55,6 +55,7 @@ LOCKING: ArgSpec = {
     "mongodb_uri": {"type": "str", "no_log": True, "fallback": _env("MONGODB_URI")},
     "mongodb_database": {"type": "str", "default": "github_runners"},
     "lock_timeout": {"type": "float", "default": 300.0},
+    "lock_ttl": {"type": "float", "default": 120.0},
 }
 
 JOB_QUEUE: ArgSpec = {

@@ -5,11 +5,13 @@
 `FileLock` (flock on a local file) serves one host; `MongoLease` (a lease document
 in MongoDB that expires unless renewed) serves several hosts or AWX nodes. Both
 wait a bounded time and then raise `LockError` naming the holder, and both keep
-a JSON-able dict (the pool's reconcile history) next to the lock.
+a JSON-able dict (the pool's reconcile history) next to the lock. `Heartbeat`
+renews leases from a daemon thread while the work they protect goes on.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import errno
 import fcntl
@@ -17,6 +19,7 @@ import json
 import os
 import socket
 import tempfile
+import threading
 import time
 import traceback
 import typing as t
@@ -51,6 +54,13 @@ class PoolLock(t.Protocol):
 
     def renew(self) -> None:
         """Keep holding the lock (a lease expires unless renewed); LockError if it was lost."""
+
+    def ensure_held(self) -> None:
+        """LockError unless the lock is still ours: call it before each change the lock protects."""
+
+    @property
+    def renew_interval(self) -> t.Optional[float]:
+        """Seconds between renewals that keep the lock; None when it needs none."""
 
 
 def default_owner() -> str:
@@ -88,10 +98,6 @@ class FileLock:
         base = path[: -len(".lock")] if path.endswith(".lock") else path
         self.state_path = base + ".state.json"
         self._fd: t.Optional[int] = None
-
-    @property
-    def held(self) -> bool:
-        return self._fd is not None
 
     def acquire(self) -> None:
         if self._fd is not None:
@@ -148,6 +154,14 @@ class FileLock:
     def renew(self) -> None:
         """Nothing to do: an flock lasts until it is released or the process ends."""
 
+    def ensure_held(self) -> None:
+        if self._fd is None:
+            raise LockError(f"pool lock {self.path} is not held")
+
+    @property
+    def renew_interval(self) -> t.Optional[float]:
+        return None
+
     def load_state(self) -> t.Dict[str, t.Any]:
         """The saved state, {} when there is none (or it is unreadable: it is only history)."""
         try:
@@ -186,9 +200,15 @@ class MongoLease:
     such as FerretDB 1.x do not apply it atomically under concurrency.) The holder is
     the newest generation; a holder that finds a newer one has lost the lease.
 
-    A crashed holder blocks others for at most `ttl`. Expiry compares the stored
-    `lease_until` with the reader's clock, so keep `ttl` well above the clock skew
-    between hosts. The state (the pool's history) travels from generation to generation.
+    A holder never trusts a lease the server may already count as expired: it keeps a
+    local monotonic deadline, `ttl - margin` after the start of its last successful
+    write, and from that moment on the lease is lost for good. It is neither renewed
+    nor does `ensure_held` pass, so a stalled holder cannot renew its way back in while
+    a taker inserts the next generation. `margin` covers the clock skew between hosts
+    and the time a call already under way may still take.
+
+    A crashed holder blocks others for at most `ttl`. The state (the pool's history)
+    travels from generation to generation.
     """
 
     def __init__(
@@ -198,13 +218,17 @@ class MongoLease:
         collection: str,
         key: str,
         owner: t.Optional[str] = None,
-        ttl: float = 600.0,
+        ttl: float = 120.0,
         wait_timeout: float = 60.0,
         poll_interval: float = 0.5,
         server_timeout_ms: int = 5000,
+        margin: t.Optional[float] = None,
     ) -> None:
         if not HAS_PYMONGO:
             raise ImportError(f"pymongo is required: {PYMONGO_IMPORT_ERROR}")
+        margin = min(ttl / 4, 30.0) if margin is None else margin
+        if ttl <= 0 or not 0 <= margin < ttl:
+            raise ValueError(f"a lease needs ttl > 0 and 0 <= margin < ttl, got ttl {ttl} and margin {margin}")
         self._uri = client_or_uri if isinstance(client_or_uri, str) else None
         self._client: t.Any = None if self._uri is not None else client_or_uri
         self.db = db
@@ -212,14 +236,19 @@ class MongoLease:
         self.key = key
         self.owner = owner or default_owner()
         self.ttl = ttl
+        self.margin = margin
         self.wait_timeout = wait_timeout
         self.poll_interval = poll_interval
         self.server_timeout_ms = server_timeout_ms
         self._gen: t.Optional[int] = None
+        self._deadline = 0.0  # time.monotonic() from which the lease counts as lost
+        self._lost: t.Optional[str] = None  # why the lease was lost
+        self._writing = threading.Lock()  # a heartbeat thread renews while the holder saves its state
 
     @property
-    def held(self) -> bool:
-        return self._gen is not None
+    def renew_interval(self) -> float:
+        """Three renewals fit before the deadline: one slow or failed renewal does not lose the lease."""
+        return (self.ttl - self.margin) / 3
 
     @property
     def _where(self) -> str:
@@ -259,6 +288,7 @@ class MongoLease:
         """None when acquired, else the holder's document."""
         coll = self._collection()
         latest = self._latest()
+        started = time.monotonic()  # before lease_until is computed: the local deadline is never later
         now = datetime.datetime.now(_UTC)
         if latest is not None and not self._is_free(latest, now):
             return latest
@@ -284,7 +314,7 @@ class MongoLease:
         if newer is not None:  # we read a stale latest; the newer generation holds
             coll.update_one({"_id": doc["_id"]}, {"$set": {"released": True}})
             return dict(newer)
-        self._gen = gen
+        self._gen, self._lost, self._deadline = gen, None, started + self.ttl - self.margin
         coll.delete_many({"key": self.key, "gen": {"$lt": gen}})  # older generations are history
         return None
 
@@ -308,24 +338,40 @@ class MongoLease:
             self._close_owned()
             raise self._fail(exc) from None
 
-    def _update_held(self, fields: t.Mapping[str, t.Any]) -> None:
-        """Extend the lease (and set `fields`) if we still hold it; LockError when it was lost."""
+    def ensure_held(self) -> None:
+        """LockError once the lease is lost: taken over, or its local deadline passed."""
         if self._gen is None:
             raise LockError(f"{self._where} is not held")
-        now = datetime.datetime.now(_UTC)
-        update = {"lease_until": now + datetime.timedelta(seconds=self.ttl), **fields}
-        try:
-            coll = self._collection()
-            newer = coll.find_one({"key": self.key, "gen": {"$gt": self._gen}})
-            result = None if newer else coll.update_one({"_id": f"{self.key}/{self._gen}"}, {"$set": update})
-        except pymongo.errors.PyMongoError as exc:
-            raise self._fail(exc) from None
-        if result is None or result.matched_count != 1:
-            self._gen = None
-            raise LockError(f"{self._where} was lost: it expired and another reconcile took it over")
+        if self._lost is None and time.monotonic() >= self._deadline:
+            self._lost = f"not renewed within {self.ttl - self.margin:g} s (lock_ttl {self.ttl:g} s)"
+        if self._lost is not None:
+            raise LockError(f"{self._where} was lost: {self._lost}; its pool's changes stop here")
+
+    def _update_held(self, fields: t.Mapping[str, t.Any]) -> None:
+        """Extend the lease (and set `fields`) if we still hold it; LockError when it was lost."""
+        with self._writing:
+            self.ensure_held()
+            started = time.monotonic()
+            deadline = self._deadline
+            now = datetime.datetime.now(_UTC)
+            update = {"lease_until": now + datetime.timedelta(seconds=self.ttl), **fields}
+            try:
+                coll = self._collection()
+                newer = coll.find_one({"key": self.key, "gen": {"$gt": self._gen}})
+                result = None if newer else coll.update_one({"_id": f"{self.key}/{self._gen}"}, {"$set": update})
+            except pymongo.errors.PyMongoError as exc:
+                raise self._fail(exc) from None  # not lost yet: the deadline decides
+            if result is None or result.matched_count != 1:
+                self._lost = "it expired and another reconcile took it over"
+            elif time.monotonic() >= deadline:
+                # The write may have landed after others saw the lease expire: it proves nothing.
+                self._lost = f"the renewal ended after the lease's deadline (lock_ttl {self.ttl:g} s)"
+            else:
+                self._deadline = started + self.ttl - self.margin
+            self.ensure_held()
 
     def renew(self) -> None:
-        """Extend the lease by `ttl`."""
+        """Extend the lease by `ttl`; LockError, and never again a renewal, once it is lost."""
         self._update_held({})
 
     def release(self) -> None:
@@ -333,6 +379,8 @@ class MongoLease:
             return
         gen, self._gen = self._gen, None
         try:
+            # Also when lost: a newer generation does not look at ours, and a lease that merely
+            # ran out is freed for the next holder now rather than at its lease_until.
             self._collection().update_one(
                 {"_id": f"{self.key}/{gen}", "owner": self.owner},
                 {"$set": {"released": True, "lease_until": datetime.datetime.now(_UTC)}},
@@ -366,3 +414,37 @@ class MongoLease:
     def save_state(self, state: t.Mapping[str, t.Any]) -> None:
         """Store the state in our lease document; renews the lease in the same update."""
         self._update_held({"state": dict(state)})
+
+
+class Heartbeat:
+    """Renews `locks` from a daemon thread while the work they protect goes on.
+
+    A renewal that fails is retried at the next beat; a lease lost for good makes its
+    `ensure_held` raise, which stops its pool's changes. Locks that need no renewal
+    (flock) start no thread.
+    """
+
+    def __init__(self, locks: t.Iterable[PoolLock]) -> None:
+        self._locks = [lock for lock in locks if lock.renew_interval is not None]
+        self._interval = min((t.cast(float, lock.renew_interval) for lock in self._locks), default=None)
+        self._stop = threading.Event()
+        self._thread: t.Optional[threading.Thread] = None
+
+    def _beat(self) -> None:
+        assert self._interval is not None
+        while not self._stop.wait(self._interval):
+            for lock in self._locks:
+                # A failure is retried at the next beat; ensure_held tells the pool once it is lost.
+                with contextlib.suppress(LockError):
+                    lock.renew()
+
+    def __enter__(self) -> Heartbeat:
+        if self._interval is not None:
+            self._thread = threading.Thread(target=self._beat, name="ghr-lease-heartbeat", daemon=True)
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()

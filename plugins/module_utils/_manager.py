@@ -12,7 +12,9 @@ Safety rules live here, at the edge where the calls are made:
 - GitHub is asked only in the scope the deletion names (where the runner was
   registered): a deletion that needs GitHub's answer but names no scope is kept;
 - after a failed server create, a quota or a rate-limit error no further creation
-  is attempted this run.
+  is attempted this run;
+- every mutating call is preceded by the guard, which raises to stop the pool's
+  changes (its lock was lost; later, a stop request).
 """
 
 from __future__ import annotations
@@ -42,6 +44,13 @@ from ansible_collections.selfhosted.github_runners.plugins.module_utils._ports i
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._userdata import render_user_data
 
 Clock = t.Callable[[], datetime.datetime]
+#: Called with the mutating call about to be made (e.g. "create server ci1-small-…"); raises a
+#: RunnerError to stop it and every later one.
+Guard = t.Callable[[str], None]
+
+
+def no_guard(call: str) -> None:
+    """The guard of callers that hold no lock."""
 
 
 def utcnow() -> datetime.datetime:
@@ -65,11 +74,19 @@ class ExecutionResult:
 
 
 class PlanExecutor:
-    def __init__(self, github: GithubPort, cloud: CloudPort, controller_id: str, clock: Clock = utcnow) -> None:
+    def __init__(
+        self,
+        github: GithubPort,
+        cloud: CloudPort,
+        controller_id: str,
+        clock: Clock = utcnow,
+        guard: Guard = no_guard,
+    ) -> None:
         self.github = github
         self.cloud = cloud
         self.controller_id = controller_id
         self.clock = clock
+        self.guard = guard
         self._lock = threading.Lock()
 
     def execute(self, pool: PoolSpec, plan: Plan) -> ExecutionResult:
@@ -149,8 +166,10 @@ class PlanExecutor:
         # Before the JIT registration: a bad name must not cost one (answers are cached per run).
         self.cloud.resolve(pool)
         name = name or runner_name(self.controller_id, pool.name)
+        self.guard(f"register runner {name}")
         runner, jit_config = self.github.generate_jit_config(pool.scope, name, pool.labels, group_id)
         try:
+            self.guard(f"create server {name}")
             self.cloud.create_server(
                 name,
                 pool,
@@ -159,7 +178,7 @@ class PlanExecutor:
                 [controller_tag(self.controller_id), pool_tag(pool.name)],
             )
         except RunnerError:
-            # Leave no runner record without a VM behind.
+            # Leave no runner record without a VM behind (unguarded: it only undoes our own call).
             try:
                 self.github.delete_runner(pool.scope, runner.id)
             except RunnerError as cleanup:
@@ -196,11 +215,13 @@ class PlanExecutor:
             if self.github.runner_exists(deletion.scope, deletion.runner_id):
                 return "kept"  # the next listing shows it; nothing is deleted on one listing's word
         elif deletion.runner_id is not None and deletion.scope is not None:
+            self.guard(f"delete runner {deletion.name}")
             outcome = self.github.delete_runner(deletion.scope, deletion.runner_id)
             # Forced, a busy runner loses its VM; a busy record without a VM cannot go yet.
             if outcome == "busy" and (not deletion.busy or deletion.vm_id is None):
                 return "busy"
         if deletion.vm_id is not None:
+            self.guard(f"delete server {deletion.name}")
             self.cloud.delete_server(deletion.vm_id)
         return "deleted"
 

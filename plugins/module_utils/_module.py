@@ -43,6 +43,8 @@ from ansible_collections.selfhosted.github_runners.plugins.module_utils._reactiv
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._reconcile import LockFactory
 
 DEFAULT_LOCK_DIR = "~/.cache/selfhosted.github_runners"
+#: Below this a lease would be renewed every few seconds and a slow MongoDB could lose it.
+MIN_LOCK_TTL = 10.0
 
 
 def _resolve_fallbacks(spec: ArgSpec) -> ArgSpec:
@@ -170,9 +172,12 @@ class RunnersModule:
         p = self.params
         timeout = float(p.get("lock_timeout") or 300.0)
         if p.get("mongodb_uri"):
+            ttl = float(p.get("lock_ttl") or 120.0)
+            if ttl < MIN_LOCK_TTL:
+                raise ConfigError("lock_ttl", f"must be at least {MIN_LOCK_TTL:g} seconds, got {ttl:g}")
 
             def mongo_lock(key: str) -> PoolLock:
-                return MongoLease(p["mongodb_uri"], p["mongodb_database"], "locks", key, wait_timeout=timeout)
+                return MongoLease(p["mongodb_uri"], p["mongodb_database"], "locks", key, ttl=ttl, wait_timeout=timeout)
 
             return mongo_lock
         lock_dir = os.path.expanduser(p.get("lock_dir") or DEFAULT_LOCK_DIR)

@@ -30,7 +30,7 @@ from ansible_collections.selfhosted.github_runners.plugins.module_utils._backoff
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._config import PoolSpec
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._errors import LockError
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._identity import owns_name
-from ansible_collections.selfhosted.github_runners.plugins.module_utils._lock import PoolLock
+from ansible_collections.selfhosted.github_runners.plugins.module_utils._lock import Heartbeat, PoolLock
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._manager import (
     Clock,
     ExecutionResult,
@@ -198,29 +198,22 @@ class Reconciler:
                         notes.append(f"pool {name} is not in pools and was not pruned: {exc}")
                     else:
                         pruned.append(name)
+            # Leases run out while pools are carried out: renew them all along, from a thread.
+            stack.enter_context(Heartbeat(held.values()))
             queued = (
                 queued_jobs_per_pool(self.github, pools)
                 if options.count_queued_jobs and options.mode == "present"
                 else {}
             )
             for pool in pools:
-                self._renew(held)
                 reports.append(self._reconcile_pool(pool, snapshot, held[pool.name], options, queued.get(pool.name, 0)))
             for name in pruned:
-                self._renew(held)
                 reports.append(self._prune_pool(name, snapshot, held[name], options))
         api_calls = {
             "github": self.github.total_calls - start_calls["github"],
             "openstack": self.cloud.total_calls - start_calls["openstack"],
         }
         return ReconcileReport(reports, api_calls, options.check_mode, unmanaged=unmanaged, notes=notes)
-
-    @staticmethod
-    def _renew(held: t.Mapping[str, PoolLock]) -> None:
-        # Leases run out while earlier pools are carried out: renew them all first,
-        # and stop (LockError) rather than act without the lock.
-        for lock in held.values():
-            lock.renew()
 
     def _reconcile_pool(
         self, pool: PoolSpec, snapshot: Snapshot, lock: PoolLock, options: ReconcileOptions, queued_jobs: int = 0
@@ -238,14 +231,20 @@ class Reconciler:
         backoff = observe_boots(saved, views, seen.was_online, now, rng=self.rng, **delays)
         plan = plan_pool(pool, views, mode=options.mode, queued_jobs=queued_jobs, force=options.force)
         plan = hold_creations(plan, backoff, now)
-        executor = PlanExecutor(self.github, self.cloud, options.controller_id, self.clock)
+        # A lost lock stops the pool's changes before the next mutating call, not only its next run.
+        executor = PlanExecutor(
+            self.github, self.cloud, options.controller_id, self.clock, guard=lambda call: lock.ensure_held()
+        )
         if options.check_mode:
             execution = executor.preview(pool, plan)
         else:
             execution = executor.execute(pool, plan)
             history = record_created(history, execution.created, now)
             backoff = after_failures(backoff, execution.create_failures, now, rng=self.rng, **delays)
-            lock.save_state({**state, "history": history.to_dict(), "backoff": backoff.to_dict()})
+            try:
+                lock.save_state({**state, "history": history.to_dict(), "backoff": backoff.to_dict()})
+            except LockError as exc:
+                execution.errors.append(f"pool {pool.name}: its state was not saved: {exc}")
         duration = time.monotonic() - started
         return PoolReport(
             pool.name,
@@ -271,8 +270,14 @@ class Reconciler:
         if options.check_mode:
             execution = ExecutionResult()
         else:
-            execution = PlanExecutor(self.github, self.cloud, options.controller_id, self.clock).execute_deletions(plan)
-            lock.save_state({**state, "history": history.to_dict()})
+            executor = PlanExecutor(
+                self.github, self.cloud, options.controller_id, self.clock, guard=lambda call: lock.ensure_held()
+            )
+            execution = executor.execute_deletions(plan)
+            try:
+                lock.save_state({**state, "history": history.to_dict()})
+            except LockError as exc:
+                execution.errors.append(f"pool {name}: its state was not saved: {exc}")
         duration = time.monotonic() - started
         return PoolReport(name, plan, views, execution, duration, options.check_mode, unlisted=True)
 

@@ -15,7 +15,13 @@ import typing as t
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._config import PoolSpec
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._errors import ConfigError, RunnerError
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._identity import owns_name
-from ansible_collections.selfhosted.github_runners.plugins.module_utils._manager import Clock, PlanExecutor, utcnow
+from ansible_collections.selfhosted.github_runners.plugins.module_utils._manager import (
+    Clock,
+    Guard,
+    PlanExecutor,
+    no_guard,
+    utcnow,
+)
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._model import Plan, RunnerView
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._planner import plan_pool
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._ports import CloudPort, GithubPort
@@ -38,6 +44,7 @@ def ensure_runner_vm(
     force: bool = False,
     check_mode: bool = False,
     clock: Clock = utcnow,
+    guard: Guard = no_guard,
 ) -> t.Dict[str, t.Any]:
     """Returns {changed, runner (before), diff}; raises RunnerBusyError for a busy runner without force."""
     prefix = f"{controller_id}-{pool.name}-"
@@ -51,7 +58,7 @@ def ensure_runner_vm(
     runners = [r for r in snapshot.runners(pool.name, pool.scope) if r.name == name]
     views = derive_states(vms, runners, clock(), pool.timing, scope=pool.scope)
     before = runner_info(views[0]) if views else None
-    executor = PlanExecutor(github, cloud, controller_id, clock)
+    executor = PlanExecutor(github, cloud, controller_id, clock, guard)
     changed = False
     if state == "present":
         if not vms:

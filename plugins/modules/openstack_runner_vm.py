@@ -98,6 +98,7 @@ from ansible_collections.selfhosted.github_runners.plugins.module_utils._config 
     parse_controller_id,
     parse_pool,
 )
+from ansible_collections.selfhosted.github_runners.plugins.module_utils._lock import Heartbeat
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._module import RunnersModule
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._runner_vm import ensure_runner_vm
 
@@ -117,7 +118,7 @@ def main():
         controller_id = parse_controller_id(params["controller_id"])
         pool = parse_pool(params["pool"], path="pool")
         # The pool's lock: no reconcile of the pool runs meanwhile, so max_runners holds.
-        with module.locks()(f"{controller_id}-{pool.name}"):
+        with module.locks()(f"{controller_id}-{pool.name}") as lock, Heartbeat([lock]):
             result = ensure_runner_vm(
                 module.github(),
                 module.cloud(),
@@ -127,6 +128,7 @@ def main():
                 params["state"],
                 force=params["force"],
                 check_mode=module.check_mode,
+                guard=lambda call: lock.ensure_held(),
             )
         diff = result.pop("diff")
         if module.module._diff:

@@ -37,7 +37,7 @@ from ansible_collections.selfhosted.github_runners.plugins.module_utils._config 
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._errors import ConfigError, QueueError
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._model import QueuedJob
 
-_UTC = datetime.timezone.utc  # noqa: UP017 - module_utils also run on Pythons without datetime.UTC
+_UTC = datetime.timezone.utc
 
 DEFAULT_API_HOST = "api.github.com"
 # Bounds that keep one document small whatever a webhook sender puts in it.
@@ -62,7 +62,7 @@ class JobDocumentError(QueueError):
         self.message = message
 
 
-class JobStatus(str, enum.Enum):  # noqa: UP042 - enum.StrEnum needs Python 3.11
+class JobStatus(str, enum.Enum):
     WAITING = "waiting"
     QUEUED = "queued"
     CLAIMED = "claimed"

@@ -28,7 +28,7 @@ except ImportError:
     PYMONGO_IMPORT_ERROR = traceback.format_exc()
 
 T = t.TypeVar("T")
-_UTC = datetime.timezone.utc  # noqa: UP017 - module_utils also run on Pythons without datetime.UTC
+_UTC = datetime.timezone.utc
 DEFAULT_DATABASE = "github_runners"
 DEFAULT_SERVER_TIMEOUT = 5.0
 

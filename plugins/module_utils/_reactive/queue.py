@@ -80,7 +80,7 @@ class LeaseLostError(QueueError):
     """The lease is no longer ours: it ended, or another consumer claimed the job after it expired."""
 
 
-class EnqueueOutcome(str, enum.Enum):  # noqa: UP042 - enum.StrEnum needs Python 3.11
+class EnqueueOutcome(str, enum.Enum):
     INSERTED = "inserted"
     UPDATED = "updated"
     UNCHANGED = "unchanged"

@@ -12,6 +12,7 @@ import typing as t
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._config import PoolSpec
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._errors import (
     CloudError,
+    LockError,
     RunnerError,
     UnresolvedError,
 )
@@ -185,13 +186,24 @@ def mutating_calls(*clients: FakeGithub | FakeCloud) -> int:
 
 
 class MemoryLock:
-    """A pool lock that records who held it and keeps its state in memory."""
+    """A pool lock that records who held it and keeps its state in memory.
+
+    Set `lost_after` to lose the lock after that many `ensure_held` checks passed.
+    """
 
     states: t.ClassVar[dict[str, dict[str, t.Any]]] = {}
+    renew_interval = None
 
-    def __init__(self, key: str, held: list[str]) -> None:
+    def __init__(self, key: str, held: list[str], lost_after: int | None = None) -> None:
         self.key = key
         self.held = held
+        self.lost_after = lost_after
+        self.checks = 0
+
+    def ensure_held(self) -> None:
+        self.checks += 1
+        if self.lost_after is not None and self.checks > self.lost_after:
+            raise LockError(f"lease {self.key!r} was lost")
 
     def __enter__(self) -> MemoryLock:
         self.held.append(self.key)
@@ -207,6 +219,7 @@ class MemoryLock:
         return dict(self.states.get(self.key, {}))
 
     def save_state(self, state: t.Mapping[str, t.Any]) -> None:
+        self.ensure_held()
         self.states[self.key] = dict(state)
 
 

@@ -18,7 +18,12 @@ import pymongo
 import pytest
 
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._errors import LockError
-from ansible_collections.selfhosted.github_runners.plugins.module_utils._lock import FileLock, MongoLease, PoolLock
+from ansible_collections.selfhosted.github_runners.plugins.module_utils._lock import (
+    FileLock,
+    Heartbeat,
+    MongoLease,
+    PoolLock,
+)
 from tests.sandbox.mongo import MongoServer, free_port
 
 # --- FileLock -----------------------------------------------------------------------------
@@ -33,10 +38,11 @@ def test_file_lock_is_a_pool_lock(tmp_path: pathlib.Path) -> None:
 def test_file_lock_creates_its_directory_and_records_the_holder(tmp_path: pathlib.Path) -> None:
     path = tmp_path / "locks" / "ci-small.lock"
     with FileLock(str(path)) as lock:
-        assert lock.held
+        lock.ensure_held()
         assert f'"pid": {os.getpid()}' in path.read_text()
         assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    assert not lock.held
+    with pytest.raises(LockError, match="not held"):
+        lock.ensure_held()
     assert path.read_text() == ""  # the holder record goes with the lock
 
 
@@ -67,7 +73,7 @@ def test_waiter_gets_the_lock_when_the_holder_releases_in_time(tmp_path: pathlib
     timer = threading.Timer(0.2, holder.release)
     timer.start()
     with FileLock(path, timeout=10, poll_interval=0.05) as waiter:
-        assert waiter.held
+        waiter.ensure_held()
     timer.join()
 
 
@@ -125,7 +131,7 @@ def test_lock_held_by_another_process_and_freed_when_it_dies(tmp_path: pathlib.P
         child.kill()  # a crash: the kernel drops the flock
         child.wait(10)
         with FileLock(path, timeout=5, poll_interval=0.05) as lock:
-            assert lock.held
+            lock.ensure_held()
     finally:
         if child.poll() is None:
             child.kill()
@@ -177,7 +183,7 @@ def test_lease_excludes_another_owner_until_released(mongodb: MongoServer, lease
     with first, pytest.raises(LockError, match="held by host-a:1 until"):
         second.acquire()
     with second:
-        assert second.held
+        second.ensure_held()
 
 
 @pytest.mark.mongodb
@@ -189,8 +195,8 @@ def test_expired_lease_is_taken_over_and_the_old_holder_learns_it(mongodb: Mongo
     second.acquire()
     with pytest.raises(LockError, match="lost"):
         first.save_state({"history": "stale"})
-    with pytest.raises(LockError, match="not held"):
-        first.renew()
+    with pytest.raises(LockError, match="lost"):
+        first.renew()  # and never renewed again
     second.save_state({"history": "fresh"})
     second.release()
     assert lease(mongodb, lease_collection).load_state() == {"history": "fresh"}
@@ -198,10 +204,10 @@ def test_expired_lease_is_taken_over_and_the_old_holder_learns_it(mongodb: Mongo
 
 @pytest.mark.mongodb
 def test_lease_renewal_keeps_it(mongodb: MongoServer, lease_collection: str) -> None:
-    first = lease(mongodb, lease_collection, owner="host-a:1", ttl=0.5)
+    first = lease(mongodb, lease_collection, owner="host-a:1", ttl=1.5)
     with first:
-        for _attempt in range(3):
-            time.sleep(0.2)
+        for _attempt in range(3):  # 1.8 s in all, past the ttl
+            time.sleep(0.6)
             first.renew()
         with pytest.raises(LockError):
             lease(mongodb, lease_collection, owner="host-b:2").acquire()
@@ -221,7 +227,7 @@ def test_lease_with_a_client_object(mongodb: MongoServer, lease_collection: str)
     client: pymongo.MongoClient[t.Dict[str, t.Any]] = pymongo.MongoClient(mongodb.uri, serverSelectionTimeoutMS=5000)
     try:
         with MongoLease(client, "ghr_test", lease_collection, "k", wait_timeout=0.1) as held:
-            assert held.held
+            held.ensure_held()
         client.admin.command("ping")  # not closed by the lease: it is the caller's
     finally:
         client.close()
@@ -261,3 +267,80 @@ def test_unreachable_mongodb_fails_fast_with_lock_error() -> None:
     with pytest.raises(LockError) as info:
         lease_.acquire()
     assert "s3cret-password" not in str(info.value)
+
+
+class HookedCollection:
+    """A real collection whose insert_one first runs `before_insert` (to interleave two holders)."""
+
+    def __init__(self, real: t.Any, before_insert: t.Callable[[], None]) -> None:
+        self._real = real
+        self._before_insert = before_insert
+
+    def insert_one(self, doc: t.Any) -> t.Any:
+        self._before_insert()
+        return self._real.insert_one(doc)
+
+    def __getattr__(self, name: str) -> t.Any:
+        return getattr(self._real, name)
+
+
+@pytest.mark.mongodb
+def test_an_expired_holder_cannot_renew_while_a_taker_inserts_the_next_generation(
+    mongodb: MongoServer, lease_collection: str
+) -> None:
+    stalled = lease(mongodb, lease_collection, owner="host-a:1", ttl=0.4)
+    stalled.acquire()
+    time.sleep(0.6)  # the holder stalls past its lease
+    taker = lease(mongodb, lease_collection, owner="host-b:2")
+    real = taker._collection()
+    renewal: list[str] = []
+
+    def stalled_holder_renews() -> None:
+        # The taker has read the expired generation and is about to insert the next one.
+        try:
+            stalled.renew()
+            renewal.append("renewed")
+        except LockError as exc:
+            renewal.append(str(exc))
+
+    taker._collection = lambda: HookedCollection(real, stalled_holder_renews)  # type: ignore[method-assign]
+    taker.acquire()
+    taker.ensure_held()
+    assert len(renewal) == 1 and "lost" in renewal[0]  # else both would hold the lease now
+    with pytest.raises(LockError, match="lost"):
+        stalled.ensure_held()
+    stalled.release()  # does not free the taker's lease
+    with pytest.raises(LockError, match="held by host-b:2"):
+        lease(mongodb, lease_collection, owner="host-c:3", wait_timeout=0).acquire()
+    taker.release()
+
+
+@pytest.mark.mongodb
+def test_ensure_held_fails_from_the_local_deadline_on(mongodb: MongoServer, lease_collection: str) -> None:
+    holder = lease(mongodb, lease_collection, ttl=0.4)
+    assert holder.margin == pytest.approx(0.1)
+    with pytest.raises(LockError, match="not held"):
+        holder.ensure_held()
+    with holder:
+        holder.ensure_held()
+        time.sleep(0.35)  # past ttl - margin, before ttl: the server would still count it as ours
+        with pytest.raises(LockError, match=r"not renewed within 0\.3 s"):
+            holder.ensure_held()
+        with pytest.raises(LockError, match="lost"):
+            holder.save_state({"history": {}})
+
+
+def test_lease_ttl_and_margin_are_checked() -> None:
+    with pytest.raises(ValueError, match="ttl > 0"):
+        MongoLease("mongodb://127.0.0.1:1", "db", "locks", "k", ttl=0)
+    with pytest.raises(ValueError, match="margin < ttl"):
+        MongoLease("mongodb://127.0.0.1:1", "db", "locks", "k", ttl=10, margin=10)
+    lease_ = MongoLease("mongodb://127.0.0.1:1", "db", "locks", "k", ttl=600)
+    assert lease_.margin == 30
+    assert lease_.renew_interval == pytest.approx(190)
+
+
+def test_heartbeat_starts_no_thread_for_locks_that_need_no_renewal(tmp_path: pathlib.Path) -> None:
+    lock = FileLock(str(tmp_path / "p.lock"))
+    with lock, Heartbeat([lock]) as beat:
+        assert beat._thread is None

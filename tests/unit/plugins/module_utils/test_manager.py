@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import typing as t
 
 import pytest
@@ -10,6 +11,7 @@ from ansible_collections.selfhosted.github_runners.plugins.module_utils._config 
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._errors import (
     CloudError,
     GithubError,
+    LockError,
     QuotaExceededError,
 )
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._manager import PlanExecutor
@@ -20,7 +22,7 @@ from ansible_collections.selfhosted.github_runners.plugins.module_utils._model i
     Scope,
     ScopeKind,
 )
-from tests.unit.plugins.module_utils.fakes import NOW, FakeCloud, FakeGithub
+from tests.unit.plugins.module_utils.fakes import NOW, FakeCloud, FakeGithub, mutating_calls
 
 SCOPE = Scope(ScopeKind.REPOSITORY, "octo-org/app")
 
@@ -218,3 +220,52 @@ def test_deletion_that_needs_github_but_names_no_scope_deletes_nothing(
     result = executor.execute_deletions(Plan("gone", 0, 0, 0, (deletion,)))
     assert result.undeleted == [vm.name] and not result.changed
     assert vm.id in cloud.servers and github.total_calls == 0
+
+
+class LosingGuard:
+    """Lets `passes` mutating calls through, then stops every later one, as a lost lease does."""
+
+    def __init__(self, passes: int) -> None:
+        self.passes = passes
+        self.calls: list[str] = []
+        self._lock = threading.Lock()
+
+    def __call__(self, call: str) -> None:
+        with self._lock:
+            self.calls.append(call)
+            if len(self.calls) > self.passes:
+                raise LockError("lease 'ci1-small' was lost")
+
+
+def test_the_guard_stops_every_mutating_call_once_it_refuses() -> None:
+    github, cloud = FakeGithub(), FakeCloud()
+    doomed = [cloud.add(f"ci1-small-00000000000{i}", "small", status="SHUTOFF", age=600) for i in range(3)]
+    plan = Plan("small", 4, 0, 4, tuple(Deletion(vm.name, DeleteReason.FINISHED, vm.id, None) for vm in doomed))
+    guard = LosingGuard(passes=4)  # the three deletions and one JIT registration
+    result = PlanExecutor(github, cloud, "ci1", clock=lambda: NOW, guard=guard).execute(make_pool(), plan)
+    # Exactly the calls the guard let through were made (a JIT record whose server the guard
+    # refused is deleted again: that cleanup only undoes our own call).
+    assert cloud.calls["delete_server"] + cloud.calls["create_server"] + github.calls["generate_jit_config"] == 4
+    assert github.calls["delete_runner"] == github.calls["generate_jit_config"] - cloud.calls["create_server"] == 1
+    assert github.runners[SCOPE] == {}
+    assert all(vm.name not in result.created for vm in doomed)
+    assert any("was lost" in e for e in result.errors)
+    assert len(result.errors) == len(set(result.errors))
+
+
+def test_every_mutating_call_passes_the_guard_first(clients: tuple[FakeGithub, FakeCloud, PlanExecutor]) -> None:
+    github, cloud, _unused = clients
+    runner = github.add(SCOPE, "ci1-small-aaaaaaaaaaaa")
+    vm = cloud.add(runner.name, "small", runner_id=runner.id)
+    guard = LosingGuard(passes=100)
+    deletion = Deletion(runner.name, DeleteReason.SCALE_DOWN, vm.id, runner.id, scope=SCOPE)
+    plan = Plan("small", 1, 0, 1, (deletion,))
+    result = PlanExecutor(github, cloud, "ci1", clock=lambda: NOW, guard=guard).execute(make_pool(), plan)
+    assert result.errors == []
+    assert sorted(c.split(" ")[0:2] for c in guard.calls) == [
+        ["create", "server"],
+        ["delete", "runner"],
+        ["delete", "server"],
+        ["register", "runner"],
+    ]
+    assert len(guard.calls) == mutating_calls(github, cloud)

@@ -84,10 +84,7 @@ def test_pools_of_one_scope_share_one_runner_listing_and_lock_in_order() -> None
     make_reconciler(github, cloud, held).run(pools, ReconcileOptions("ci1"))
     assert github.calls["list_runners"] == 2  # one per scope, not per pool
     assert cloud.calls["list_servers"] == 1  # one per cloud
-    taken = [key for key in held if not key.startswith("renew ")]
-    assert taken == ["ci1-alpha", "ci1-org", "ci1-zeta"]
-    # Before each pool is carried out, every lease is renewed.
-    assert sum(key.startswith("renew ") for key in held) == 3 * 3
+    assert held == ["ci1-alpha", "ci1-org", "ci1-zeta"]
 
 
 def test_other_controllers_runners_are_never_touched() -> None:
@@ -314,3 +311,21 @@ def test_unlisted_pool_held_by_another_reconcile_is_not_pruned() -> None:
     assert vm.id in cloud.servers
     assert [p.pool for p in report.pools] == ["small"]
     assert any("gone" in w and "held" in w for w in report.warnings)
+
+
+def test_a_pool_whose_lock_is_lost_changes_nothing_more_and_says_so() -> None:
+    github, cloud, held = FakeGithub(), FakeCloud(), []
+    pools = [make_pool(name="lost", min_idle=2), make_pool(name="kept", min_idle=2)]
+    reconciler = Reconciler(
+        github,
+        cloud,
+        lambda key: MemoryLock(key, held, lost_after=0 if key == "ci1-lost" else None),
+        clock=lambda: NOW,
+    )
+    report = reconciler.run(pools, ReconcileOptions("ci1"))
+    lost, kept = report.pools
+    assert lost.execution.created == [] and cloud.calls["create_server"] == 2
+    assert len(kept.execution.created) == 2
+    assert [e for e in report.errors if "ci1-lost" in e] == report.errors != []
+    assert any("not saved" in e for e in lost.execution.errors)
+    assert "ci1-lost" not in MemoryLock.states and "ci1-kept" in MemoryLock.states
