@@ -54,6 +54,19 @@ options:
         a longer wait fails the task with a message that says when the limit resets.
     type: float
     default: 60
+  github_write_burst:
+    description:
+      - Mutating GitHub requests (JIT registrations, runner deletions) pass one token bucket per credential,
+        shared by all pools of the task. This many go at once; then O(github_writes_per_minute).
+      - GitHub's secondary rate limit allows about 80 content-creating requests a minute and 500 an hour.
+    type: int
+    default: 80
+  github_writes_per_minute:
+    description:
+      - How fast the bucket of O(github_write_burst) refills. The time requests waited on it is returned in
+        C(github_rate.write_wait).
+    type: float
+    default: 80
 requirements:
   - PyGithub >= 2.10.0
 notes:

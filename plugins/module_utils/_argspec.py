@@ -28,6 +28,8 @@ GITHUB_AUTH: ArgSpec = {
     "github_app_installation_id": {"type": "int"},
     "github_timeout": {"type": "float", "default": 30.0},
     "github_max_rate_limit_wait": {"type": "float", "default": 60.0},
+    "github_write_burst": {"type": "int", "default": 80},
+    "github_writes_per_minute": {"type": "float", "default": 80.0},
 }
 
 OPENSTACK_AUTH: ArgSpec = {

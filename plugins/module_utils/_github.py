@@ -9,6 +9,7 @@ and pagination; this file only knows paths, request bodies and response shapes.
 
 from __future__ import annotations
 
+import datetime
 import threading
 import typing as t
 import urllib.parse
@@ -28,12 +29,13 @@ from ansible_collections.selfhosted.github_runners.plugins.module_utils._github_
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._model import (
     GithubRunner,
     QueuedJob,
+    QueuedJobScan,
     Scope,
     ScopeKind,
-    job_matches,
 )
+from ansible_collections.selfhosted.github_runners.plugins.module_utils._ratelimit import GithubRate
 
-__all__ = ["GITHUB_IMPORT_ERROR", "HAS_GITHUB", "GithubAuth", "GithubClient", "job_matches"]
+__all__ = ["GITHUB_IMPORT_ERROR", "HAS_GITHUB", "GithubAuth", "GithubClient"]
 
 #: The default runner group; repositories have no other.
 DEFAULT_RUNNER_GROUP_ID = 1
@@ -64,9 +66,11 @@ class GithubClient:
     def total_calls(self) -> int:
         return self.transport.total_calls
 
-    @property
-    def rate_limit_remaining(self) -> t.Optional[int]:
-        return self.transport.rate_limit_remaining
+    def rate_status(self) -> GithubRate:
+        return self.transport.rate_status()
+
+    def hold_mutations_until(self, until: datetime.datetime) -> None:
+        self.transport.hold_mutations_until(until)
 
     # Runners --------------------------------------------------------------------------
     @staticmethod
@@ -144,51 +148,95 @@ class GithubClient:
 
     # Jobs --------------------------------------------------------------------------------
     def list_queued_jobs(
-        self,
-        scope: Scope,
-        labels: t.Optional[t.Sequence[str]],
-        repositories: t.Optional[t.Sequence[str]] = None,
-    ) -> t.List[QueuedJob]:
-        """Queued jobs that a runner with `labels` could take (all with None): queued runs, then their jobs.
+        self, scope: Scope, *, max_requests: t.Optional[int] = None, rate_limit_floor: int = 0
+    ) -> QueuedJobScan:
+        """Queued jobs of `scope`: its repositories' queued and in-progress runs, then their jobs.
 
-        Costs two requests (queued and in-progress runs) per repository plus one per run, so it is
-        for backfilling lost webhooks now and then, not for every reconcile. For an
-        organization without `repositories`, its repositories are listed first.
+        Costs two requests (queued and in-progress runs) per repository plus one per run, and for
+        an organization the listing of its repositories (most recently pushed first) before.
+        The scan stops short, and says so, before a request past `max_requests` or while
+        GitHub's remaining budget is below `rate_limit_floor`, or when GitHub rate-limits it.
         """
-        if repositories is None:
+        allowance = _Allowance(self.transport, max_requests, rate_limit_floor)
+        try:
             if scope.kind is ScopeKind.REPOSITORY:
                 repositories = [scope.name]
             elif scope.kind is ScopeKind.ORGANIZATION:
-                repos_path = self._path(scope, "repos")
-                repositories = [str(r["full_name"]) for r in self.transport.paginate(repos_path, None)]
+                listing = self.transport.paginate(
+                    self._path(scope, "repos"), None, {"sort": "pushed", "direction": "desc"}, allow=allowance.take
+                )
+                repositories = [str(r["full_name"]) for r in listing]
             else:
-                raise ConfigError("repositories", f"listing queued jobs of {scope} needs the repositories to look at")
+                raise ConfigError(
+                    "count_queued_jobs", f"{scope} lists no repositories: count the jobs of its organizations"
+                )
+        except (_Spent, RateLimitError) as exc:
+            return QueuedJobScan(requests=allowance.spent, skipped_repositories=None, stopped_by=_reason(exc))
         jobs: t.List[QueuedJob] = []
-        for repository in repositories:
-            repo = Scope(ScopeKind.REPOSITORY, repository)
-            runs_path = self._path(repo, "actions", "runs")
-            # A run with one job started is in_progress while its other jobs still queue.
-            # Keyed by id: a run that starts between the two listings shows in both.
-            runs = {
-                int(run["id"]): run
-                for status in ("queued", "in_progress")
-                for run in self.transport.paginate(runs_path, "workflow_runs", {"status": status})
-            }
-            for run in runs.values():
-                jobs_path = self._path(repo, "actions", "runs", int(run["id"]), "jobs")
-                for job in self.transport.paginate(jobs_path, "jobs"):
-                    job_labels = tuple(str(label) for label in job.get("labels") or ())
-                    if job.get("status") == "queued" and (labels is None or job_matches(job_labels, labels)):
-                        jobs.append(
-                            QueuedJob(
-                                id=int(job["id"]),
-                                run_id=int(job.get("run_id") or run["id"]),
-                                repository=repository,
-                                labels=job_labels,
-                                created_at=job.get("created_at"),
-                            )
+        for done, repository in enumerate(repositories):
+            try:
+                jobs.extend(self._queued_jobs_of(repository, allowance))
+            except (_Spent, RateLimitError) as exc:
+                return QueuedJobScan(
+                    tuple(jobs), allowance.spent, done, len(repositories) - done, stopped_by=_reason(exc)
+                )
+        return QueuedJobScan(tuple(jobs), allowance.spent, len(repositories))
+
+    def _queued_jobs_of(self, repository: str, allowance: _Allowance) -> t.List[QueuedJob]:
+        repo = Scope(ScopeKind.REPOSITORY, repository)
+        runs_path = self._path(repo, "actions", "runs")
+        # A run with one job started is in_progress while its other jobs still queue.
+        # Keyed by id: a run that starts between the two listings shows in both.
+        runs = {
+            int(run["id"]): run
+            for status in ("queued", "in_progress")
+            for run in self.transport.paginate(runs_path, "workflow_runs", {"status": status}, allow=allowance.take)
+        }
+        jobs: t.List[QueuedJob] = []
+        for run in runs.values():
+            jobs_path = self._path(repo, "actions", "runs", int(run["id"]), "jobs")
+            for job in self.transport.paginate(jobs_path, "jobs", allow=allowance.take):
+                if job.get("status") == "queued":
+                    jobs.append(
+                        QueuedJob(
+                            id=int(job["id"]),
+                            run_id=int(job.get("run_id") or run["id"]),
+                            repository=repository,
+                            labels=tuple(str(label) for label in job.get("labels") or ()),
+                            created_at=job.get("created_at"),
                         )
+                    )
         return jobs
 
     def close(self) -> None:
         self.transport.close()
+
+
+class _Spent(Exception):
+    """The scan may make no further request; `reason` says why."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def _reason(exc: Exception) -> str:
+    return exc.reason if isinstance(exc, _Spent) else "rate_limited"
+
+
+class _Allowance:
+    """The requests one scan may still make: at most `max_requests`, none while the budget is below `floor`."""
+
+    def __init__(self, transport: GithubTransport, max_requests: t.Optional[int], floor: int) -> None:
+        self._transport = transport
+        self._max = max_requests
+        self._floor = floor
+        self.spent = 0
+
+    def take(self) -> None:
+        if self._max is not None and self.spent >= self._max:
+            raise _Spent("max_requests")
+        remaining = self._transport.rate_limit_remaining
+        if remaining is not None and remaining < self._floor:
+            raise _Spent("rate_limit_floor")
+        self.spent += 1

@@ -5,9 +5,10 @@
 Every call goes through `GithubTransport.request`: one place that counts the call,
 applies the timeout, retries 5xx and connection failures with jittered backoff,
 waits out short rate limits, refuses mutating calls when the rate-limit budget is
-nearly spent, and turns every failure into `GithubError` with GitHub's `message`
-and never a token, JWT or JIT config. `paginate` follows the `Link` header through
-the same path.
+nearly spent, paces mutating requests through a token bucket, holds them back after
+a rate limit it did not wait out (until GitHub's reset, with jitter), and turns every
+failure into `GithubError` with GitHub's `message` and never a token, JWT or JIT
+config. `paginate` follows the `Link` header through the same path.
 
 PyGithub's object model is not used: its objects complete themselves lazily and
 `get_repo()` costs a GET, while a reconcile must spend exactly one request per
@@ -18,6 +19,7 @@ timeouts and the base URL for GitHub Enterprise Server.
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import math
 import re
 import threading
@@ -31,7 +33,8 @@ from ansible_collections.selfhosted.github_runners.plugins.module_utils._errors 
     GithubError,
     RateLimitError,
 )
-from ansible_collections.selfhosted.github_runners.plugins.module_utils._retry import RetryPolicy
+from ansible_collections.selfhosted.github_runners.plugins.module_utils._ratelimit import GithubRate, TokenBucket
+from ansible_collections.selfhosted.github_runners.plugins.module_utils._retry import RetryPolicy, jittered
 
 GITHUB_IMPORT_ERROR: t.Optional[str]
 try:
@@ -53,7 +56,9 @@ PER_PAGE = 100
 #: GitHub's advice when a secondary rate limit gives neither Retry-After nor a spent budget.
 SECONDARY_LIMIT_WAIT = 60.0
 DEFAULT_RETRY = RetryPolicy()
+_UTC = datetime.timezone.utc
 _IDEMPOTENT = frozenset({"GET", "HEAD", "DELETE"})
+_MUTATING = frozenset({"POST", "PATCH", "PUT", "DELETE"})
 _SECONDARY_LIMIT = re.compile(r"secondary rate limit|retry your request again later|wait a few minutes", re.I)
 # Credentials that must never reach an error message, whatever GitHub echoes back.
 _SECRET_PATTERNS = re.compile(
@@ -113,9 +118,11 @@ class GithubTransport:
         max_rate_limit_wait: float = 60.0,
         rate_limit_floor: int = 50,
         pool_size: t.Optional[int] = None,
+        write_bucket: t.Optional[TokenBucket] = None,
         sleep: t.Callable[[float], None] = time.sleep,
         clock: t.Callable[[], float] = time.time,
     ) -> None:
+        """`write_bucket` paces the mutating requests; share one between transports of one credential."""
         if not HAS_GITHUB:
             raise ImportError(f"PyGithub is required: {GITHUB_IMPORT_ERROR}")
         self.api_url = api_url.rstrip("/")
@@ -135,6 +142,9 @@ class GithubTransport:
         self._calls = 0
         self._remaining: t.Optional[int] = None  # from the last response's X-RateLimit-* headers
         self._reset_at: t.Optional[float] = None
+        self._write_bucket = write_bucket or TokenBucket()
+        self._write_wait = 0.0
+        self._not_before: t.Optional[float] = None  # no mutating request before then (time.time)
         self._gh = github.Github(
             base_url=self.api_url,
             auth=self._pygithub_auth(auth),
@@ -186,6 +196,20 @@ class GithubTransport:
         with self._lock:
             return self._remaining
 
+    def rate_status(self) -> GithubRate:
+        with self._lock:
+            not_before = self._not_before
+            return GithubRate(
+                remaining=self._remaining,
+                write_wait=self._write_wait,
+                not_before=None if not_before is None else datetime.datetime.fromtimestamp(not_before, _UTC),
+            )
+
+    def hold_mutations_until(self, until: datetime.datetime) -> None:
+        """Send no mutating request before `until` (a rate limit a former run was told about)."""
+        with self._lock:
+            self._not_before = max(self._not_before or 0.0, until.timestamp())
+
     def _count(self) -> None:
         with self._lock:
             self._calls += 1
@@ -203,8 +227,11 @@ class GithubTransport:
         call = f"{method} {path}"
 
         def attempt() -> t.Tuple[t.Dict[str, t.Any], t.Any]:
-            if method == "POST":  # deletions clean up: they may use the reserve
-                self._respect_floor(call)
+            if method in _MUTATING:
+                self._respect_hold(call)
+                if method == "POST":  # deletions clean up: they may use the reserve
+                    self._respect_floor(call)
+                self._pace()
             self._count()
             try:
                 with self._http_lock:
@@ -218,7 +245,10 @@ class GithubTransport:
         try:
             return self.retry.call(attempt, lambda exc: self._retryable(method, exc), sleep=self._sleep)
         except GithubException as exc:
-            raise self._translate(call, exc) from None
+            error = self._translate(call, exc)
+            if isinstance(error, RateLimitError):
+                self._hold(error.reset_in)
+            raise error from None
         except requests.exceptions.Timeout:
             raise GithubError(call, f"timed out: no answer within {self.timeout} s") from None
         except requests.exceptions.RequestException as exc:
@@ -269,6 +299,28 @@ class GithubTransport:
         with self._lock:
             self._remaining, self._reset_at = remaining, reset_at
 
+    def _pace(self) -> None:
+        """One token of the write bucket; waits for it when the burst is spent."""
+        wait = self._write_bucket.reserve()
+        if wait > 0:
+            self._sleep(wait)
+            with self._lock:
+                self._write_wait += wait
+
+    def _hold(self, wait: float) -> None:
+        """After a rate limit not waited out: no mutating request until it is over (plus jitter)."""
+        until = self._clock() + jittered(wait, self.retry.base, self.retry.cap)
+        with self._lock:
+            self._not_before = max(self._not_before or 0.0, until)
+
+    def _respect_hold(self, call: str) -> None:
+        with self._lock:
+            not_before = self._not_before
+        wait = 0.0 if not_before is None else not_before - self._clock()
+        if wait > 0:
+            when = datetime.datetime.fromtimestamp(t.cast(float, not_before), _UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+            raise RateLimitError(call, f"not sent: GitHub's rate limit asked for no change before {when}", None, wait)
+
     def _respect_floor(self, call: str) -> None:
         """Before a creation: keep `rate_limit_floor` requests for listing and clean-up."""
         with self._lock:
@@ -284,7 +336,7 @@ class GithubTransport:
                 None,
                 wait,
             )
-        self._sleep(wait)
+        self._sleep(jittered(wait, self.retry.base, self.retry.cap))
         with self._lock:
             self._remaining = None  # a new window; the next response tells the new budget
 
@@ -317,14 +369,18 @@ class GithubTransport:
         path: str,
         key: t.Optional[str],
         params: t.Optional[t.Dict[str, t.Any]] = None,
+        *,
+        allow: t.Callable[[], None] = lambda: None,
     ) -> t.Iterator[t.Any]:
         """Items of every page (under `key`, or the page itself when None), one request per page.
 
         Pages follow the `Link` header's next URL, whose query is sent to our own path so that
-        every page goes through the same connection, timeout and retry.
+        every page goes through the same connection, timeout and retry. `allow` is called before
+        each page's request; it raises to stop the listing.
         """
         page: t.Optional[t.Dict[str, t.Any]] = {**(params or {}), "per_page": PER_PAGE}
         while page is not None:
+            allow()
             headers, data = self.request("GET", path, params=page)
             items = data if key is None else (data or {}).get(key)
             yield from items or ()

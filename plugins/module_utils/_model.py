@@ -202,6 +202,18 @@ class QueuedJob:
     created_at: t.Optional[str] = None
 
 
+@dataclasses.dataclass(frozen=True)
+class QueuedJobScan:
+    """The queued jobs of one scope, as far as the requests allowed to find them went."""
+
+    jobs: t.Tuple[QueuedJob, ...] = ()
+    requests: int = 0  # pages requested
+    repositories: int = 0  # looked at in full
+    # Not (fully) looked at; None when not even the repositories could be listed.
+    skipped_repositories: t.Optional[int] = 0
+    stopped_by: t.Optional[str] = None  # why the scan stopped short: "max_requests", "rate_limit_floor", ...
+
+
 def job_matches(job_labels: t.Iterable[str], runner_labels: t.Iterable[str]) -> bool:
     """True when a runner with `runner_labels` can take a job asking for `job_labels` (case-insensitive).
 

@@ -36,6 +36,7 @@ from ansible_collections.selfhosted.github_runners.plugins.module_utils._opensta
     CloudClient,
     CloudOptions,
 )
+from ansible_collections.selfhosted.github_runners.plugins.module_utils._ratelimit import TokenBucket
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._reactive.mongo import (
     HAS_PYMONGO,
     PYMONGO_IMPORT_ERROR,
@@ -147,6 +148,7 @@ class RunnersModule:
                 api_url=p["github_api_url"],
                 timeout=p["github_timeout"],
                 max_rate_limit_wait=p["github_max_rate_limit_wait"],
+                write_bucket=_write_bucket(p["github_write_burst"], p["github_writes_per_minute"]),
             )
         return self._github
 
@@ -215,3 +217,11 @@ class RunnersModule:
             if close is not None:
                 with contextlib.suppress(Exception):  # closing is best effort
                     close()
+
+
+def _write_bucket(burst: int, per_minute: float) -> TokenBucket:
+    if burst < 1:
+        raise ConfigError("github_write_burst", f"must be at least 1, got {burst}")
+    if per_minute <= 0:
+        raise ConfigError("github_writes_per_minute", f"must be above 0, got {per_minute:g}")
+    return TokenBucket(burst, per_minute)

@@ -35,6 +35,7 @@ is at `max_runners`.
 
 from __future__ import annotations
 
+import dataclasses
 import typing as t
 
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._config import PoolSpec
@@ -173,3 +174,13 @@ def _deletion(view: RunnerView, reason: DeleteReason, *, busy: bool = False) -> 
         confirm_gone=unlisted_but_running and runner_id is not None,
         scope=view.scope,
     )
+
+
+def without_github_changes(plan: Plan) -> Plan:
+    """The plan less what needs a mutating GitHub call: no creation, no runner deletion.
+
+    For a pool that GitHub's rate limit holds back: deletions of VMs alone (and those that
+    only ask GitHub whether the runner is gone) go on; the rest waits for a later run.
+    """
+    kept = tuple(d for d in plan.delete if d.runner_id is None or d.confirm_gone)
+    return dataclasses.replace(plan, create=0, delete=kept, held=plan.held + plan.create)

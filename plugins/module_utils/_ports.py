@@ -8,15 +8,17 @@ unit tests implement them with small in-memory fakes.
 
 from __future__ import annotations
 
+import datetime
 import typing as t
 
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._config import PoolSpec
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._model import (
     GithubRunner,
-    QueuedJob,
+    QueuedJobScan,
     Scope,
     VmInfo,
 )
+from ansible_collections.selfhosted.github_runners.plugins.module_utils._ratelimit import GithubRate
 
 DeleteRunnerResult = t.Literal["deleted", "not_found", "busy"]
 DeleteServerResult = t.Literal["deleted", "not_found"]
@@ -45,8 +47,14 @@ class GithubPort(t.Protocol):
     def runner_group_id(self, scope: Scope, name: t.Optional[str]) -> int: ...
 
     def list_queued_jobs(
-        self, scope: Scope, labels: t.Optional[t.Sequence[str]], repositories: t.Optional[t.Sequence[str]] = None
-    ) -> t.List[QueuedJob]: ...
+        self, scope: Scope, *, max_requests: t.Optional[int] = None, rate_limit_floor: int = 0
+    ) -> QueuedJobScan: ...
+
+    def rate_status(self) -> GithubRate:
+        """Remaining budget, time spent waiting on the write bucket, and any hold GitHub asked for."""
+
+    def hold_mutations_until(self, until: datetime.datetime) -> None:
+        """Make no mutating request before `until`."""
 
 
 class CloudPort(t.Protocol):

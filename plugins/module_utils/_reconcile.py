@@ -29,7 +29,10 @@ from ansible_collections.selfhosted.github_runners.plugins.module_utils._backoff
 )
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._config import PoolSpec
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._errors import LockError
-from ansible_collections.selfhosted.github_runners.plugins.module_utils._identity import owns_name
+from ansible_collections.selfhosted.github_runners.plugins.module_utils._identity import (
+    owns_name,
+    parse_timestamp,
+)
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._lock import Heartbeat, PoolLock
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._manager import (
     Clock,
@@ -41,14 +44,20 @@ from ansible_collections.selfhosted.github_runners.plugins.module_utils._model i
     GithubRunner,
     Mode,
     PoolTiming,
+    QueuedJobScan,
     RunnerState,
     RunnerView,
     Scope,
     VmInfo,
     job_matches,
 )
-from ansible_collections.selfhosted.github_runners.plugins.module_utils._planner import plan_pool, plan_unlisted_pool
+from ansible_collections.selfhosted.github_runners.plugins.module_utils._planner import (
+    plan_pool,
+    plan_unlisted_pool,
+    without_github_changes,
+)
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._ports import CloudPort, GithubPort
+from ansible_collections.selfhosted.github_runners.plugins.module_utils._ratelimit import GithubRate
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._report import (
     PoolReport,
     ReconcileReport,
@@ -70,8 +79,11 @@ class ReconcileOptions:
     mode: Mode = "present"
     force: bool = False
     check_mode: bool = False
-    # Ask GitHub for queued jobs and size pools for them (costs requests per repository and run).
+    # Ask GitHub for queued jobs and size pools for them (costs requests per repository and run) ...
     count_queued_jobs: bool = False
+    # ... with at most this many requests per run, and none while fewer than the floor are left.
+    queued_jobs_max_requests: int = 100
+    queued_jobs_rate_limit_floor: int = 1000
     # Empty the pools that have VMs but are no longer configured, as `absent` would (busy ones deferred).
     prune_unlisted_pools: bool = False
 
@@ -174,8 +186,10 @@ class Reconciler:
         if self.locks is None:
             raise ValueError("Reconciler.run needs a lock factory")
         start_calls = {"github": self.github.total_calls, "openstack": self.cloud.total_calls}
+        start_wait = self.github.rate_status().write_wait
         reports: t.List[PoolReport] = []
         notes: t.List[str] = []
+        scan: t.Optional[QueuedJobScan] = None
         with contextlib.ExitStack() as stack:
             # Every lock first, in a fixed order (no deadlock between runs), then list:
             # a listing taken before the lock could be stale by the time we act on it.
@@ -200,11 +214,16 @@ class Reconciler:
                         pruned.append(name)
             # Leases run out while pools are carried out: renew them all along, from a thread.
             stack.enter_context(Heartbeat(held.values()))
-            queued = (
-                queued_jobs_per_pool(self.github, pools)
-                if options.count_queued_jobs and options.mode == "present"
-                else {}
-            )
+            # A rate limit that a former run was told to wait out holds for every pool of the credential.
+            for lock in held.values():
+                not_before = github_not_before(lock.load_state())
+                if not_before is not None:
+                    self.github.hold_mutations_until(not_before)
+            queued: t.Dict[str, int] = {}
+            if options.count_queued_jobs and options.mode == "present":
+                queued, scan = queued_jobs_per_pool(
+                    self.github, pools, options.queued_jobs_max_requests, options.queued_jobs_rate_limit_floor
+                )
             for pool in pools:
                 reports.append(self._reconcile_pool(pool, snapshot, held[pool.name], options, queued.get(pool.name, 0)))
             for name in pruned:
@@ -213,7 +232,17 @@ class Reconciler:
             "github": self.github.total_calls - start_calls["github"],
             "openstack": self.cloud.total_calls - start_calls["openstack"],
         }
-        return ReconcileReport(reports, api_calls, options.check_mode, unmanaged=unmanaged, notes=notes)
+        rate = self.github.rate_status()
+        github_rate = GithubRate(rate.remaining, rate.write_wait - start_wait, _ahead(rate.not_before, self.clock()))
+        return ReconcileReport(
+            reports,
+            api_calls,
+            options.check_mode,
+            unmanaged=unmanaged,
+            notes=notes,
+            github_rate=github_rate,
+            queued_jobs=scan,
+        )
 
     def _reconcile_pool(
         self, pool: PoolSpec, snapshot: Snapshot, lock: PoolLock, options: ReconcileOptions, queued_jobs: int = 0
@@ -231,6 +260,9 @@ class Reconciler:
         backoff = observe_boots(saved, views, seen.was_online, now, rng=self.rng, **delays)
         plan = plan_pool(pool, views, mode=options.mode, queued_jobs=queued_jobs, force=options.force)
         plan = hold_creations(plan, backoff, now)
+        held_back = _ahead(self.github.rate_status().not_before, now)
+        if held_back is not None:
+            plan = without_github_changes(plan)
         # A lost lock stops the pool's changes before the next mutating call, not only its next run.
         executor = PlanExecutor(
             self.github, self.cloud, options.controller_id, self.clock, guard=lambda call: lock.ensure_held()
@@ -241,8 +273,9 @@ class Reconciler:
             execution = executor.execute(pool, plan)
             history = record_created(history, execution.created, now)
             backoff = after_failures(backoff, execution.create_failures, now, rng=self.rng, **delays)
+            github = self._github_state()
             try:
-                lock.save_state({**state, "history": history.to_dict(), "backoff": backoff.to_dict()})
+                lock.save_state({**state, "history": history.to_dict(), "backoff": backoff.to_dict(), "github": github})
             except LockError as exc:
                 execution.errors.append(f"pool {pool.name}: its state was not saved: {exc}")
         duration = time.monotonic() - started
@@ -256,6 +289,7 @@ class Reconciler:
             backoff,
             now,
             scope_changed=scope_changed(views, pool.scope),
+            github_not_before=held_back,
         )
 
     def _prune_pool(self, name: str, snapshot: Snapshot, lock: PoolLock, options: ReconcileOptions) -> PoolReport:
@@ -267,6 +301,9 @@ class Reconciler:
         history = observe(seen, runners, now)
         views = derive_states(snapshot.vms(name), runners, now, UNLISTED_POOL_TIMING, history if known else None)
         plan = plan_unlisted_pool(name, views, UNLISTED_POOL_TIMING, force=options.force)
+        held_back = _ahead(self.github.rate_status().not_before, now)
+        if held_back is not None:
+            plan = without_github_changes(plan)
         if options.check_mode:
             execution = ExecutionResult()
         else:
@@ -275,11 +312,18 @@ class Reconciler:
             )
             execution = executor.execute_deletions(plan)
             try:
-                lock.save_state({**state, "history": history.to_dict()})
+                lock.save_state({**state, "history": history.to_dict(), "github": self._github_state()})
             except LockError as exc:
                 execution.errors.append(f"pool {name}: its state was not saved: {exc}")
         duration = time.monotonic() - started
-        return PoolReport(name, plan, views, execution, duration, options.check_mode, unlisted=True)
+        return PoolReport(
+            name, plan, views, execution, duration, options.check_mode, unlisted=True, github_not_before=held_back
+        )
+
+    def _github_state(self) -> t.Dict[str, t.Any]:
+        """Kept with the pool's state: the next run then sends no change before GitHub allows it."""
+        not_before = _ahead(self.github.rate_status().not_before, self.clock())
+        return {"not_before": None if not_before is None else not_before.isoformat()}
 
     @staticmethod
     def _history(lock: PoolLock) -> t.Tuple[RunnerHistory, t.Dict[str, t.Any], bool]:
@@ -289,18 +333,46 @@ class Reconciler:
         return RunnerHistory.from_dict(previous or {}), state, bool(previous)
 
 
-def queued_jobs_per_pool(github: GithubPort, pools: t.Sequence[PoolSpec]) -> t.Dict[str, int]:
-    """Queued jobs per pool: each job counts once, for the first pool (in the given order) that can take it."""
+def github_not_before(state: t.Mapping[str, t.Any]) -> t.Optional[datetime.datetime]:
+    """The moment before which GitHub asked for no change, as a pool's saved state remembers it."""
+    github = state.get("github")
+    return parse_timestamp(github.get("not_before")) if isinstance(github, dict) else None
+
+
+def _ahead(moment: t.Optional[datetime.datetime], now: datetime.datetime) -> t.Optional[datetime.datetime]:
+    """`moment` while it is still to come, else None."""
+    return moment if moment is not None and moment > now else None
+
+
+def queued_jobs_per_pool(
+    github: GithubPort, pools: t.Sequence[PoolSpec], max_requests: int, rate_limit_floor: int
+) -> t.Tuple[t.Dict[str, int], QueuedJobScan]:
+    """Queued jobs per pool (each job counts once, for the first pool in the given order that can
+    take it), and what finding them cost: at most `max_requests` requests for all scopes together."""
     counts: t.Dict[str, int] = {pool.name: 0 for pool in pools}
     scopes: t.Dict[Scope, t.List[PoolSpec]] = collections.defaultdict(list)
     for pool in pools:
         scopes[pool.scope].append(pool)
+    total = QueuedJobScan()
     for scope, scope_pools in scopes.items():
-        for job in sorted(github.list_queued_jobs(scope, None), key=lambda j: j.id):
+        scan = github.list_queued_jobs(
+            scope, max_requests=max(0, max_requests - total.requests), rate_limit_floor=rate_limit_floor
+        )
+        for job in sorted(scan.jobs, key=lambda j: j.id):
             taker = next((p for p in scope_pools if job_matches(job.labels, p.labels)), None)
             if taker is not None:
                 counts[taker.name] += 1
-    return counts
+        skipped = total.skipped_repositories
+        total = QueuedJobScan(
+            jobs=total.jobs + scan.jobs,
+            requests=total.requests + scan.requests,
+            repositories=total.repositories + scan.repositories,
+            skipped_repositories=None
+            if skipped is None or scan.skipped_repositories is None
+            else skipped + scan.skipped_repositories,
+            stopped_by=total.stopped_by or scan.stopped_by,
+        )
+    return counts, total
 
 
 def idle_counts(views: t.Mapping[str, t.Sequence[RunnerView]]) -> t.Dict[str, int]:

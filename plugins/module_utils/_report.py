@@ -17,10 +17,12 @@ from ansible_collections.selfhosted.github_runners.plugins.module_utils._identit
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._manager import ExecutionResult
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._model import (
     Plan,
+    QueuedJobScan,
     RunnerState,
     RunnerView,
     Scope,
 )
+from ansible_collections.selfhosted.github_runners.plugins.module_utils._ratelimit import GithubRate
 
 
 @dataclasses.dataclass
@@ -37,6 +39,8 @@ class PoolReport:
     scope_changed: t.List[str] = dataclasses.field(default_factory=list)
     # A pool no longer configured, emptied by prune_unlisted_pools.
     unlisted: bool = False
+    # GitHub's rate limit asked for no change before then: creations and runner deletions wait.
+    github_not_before: t.Optional[datetime.datetime] = None
 
     @property
     def backing_off(self) -> bool:
@@ -47,19 +51,25 @@ class PoolReport:
         backoff = self.backoff
         return {
             "active": self.backing_off,
-            "backoff_until": format_timestamp(backoff.until) if backoff.until is not None else None,
+            "backoff_until": _timestamp(backoff.until),
             "consecutive_failures": backoff.failures,
             "last_fault": backoff.last_fault,
             "fault_kind": backoff.fault_kind,
         }
 
     def warnings(self) -> t.List[str]:
-        if not self.backing_off or self.backoff.until is None:
-            return []
-        return [
-            f"pool {self.pool}: creations back off until {format_timestamp(self.backoff.until)} after"
-            f" {self.backoff.failures} failed creations in a row ({self.backoff.fault_kind}): {self.backoff.last_fault}"
-        ]
+        found = []
+        if self.backing_off and self.backoff.until is not None:
+            found.append(
+                f"pool {self.pool}: creations back off until {format_timestamp(self.backoff.until)} after"
+                f" {self.backoff.failures} failed creations in a row ({self.backoff.fault_kind}): {self.backoff.last_fault}"
+            )
+        if self.github_not_before is not None:
+            found.append(
+                f"pool {self.pool}: GitHub's rate limit holds back creations and runner deletions until "
+                f"{format_timestamp(self.github_not_before)}"
+            )
+        return found
 
     @property
     def changed(self) -> bool:
@@ -95,6 +105,8 @@ class PoolReport:
             line += f"; registered in another scope than the pool's: {len(self.scope_changed)}"
         if self.plan.held and self.backoff.until is not None:
             line += f"; {self.plan.held} held back until {format_timestamp(self.backoff.until)} (creation backoff)"
+        if self.github_not_before is not None:
+            line += f"; no GitHub change before {format_timestamp(self.github_not_before)} (rate limit)"
         return line
 
     def as_dict(self) -> t.Dict[str, t.Any]:
@@ -120,6 +132,7 @@ class PoolReport:
             "scope_changed": sorted(self.scope_changed),
             "errors": list(self.execution.errors),
             "duration": round(self.duration, 3),
+            "github_not_before": _timestamp(self.github_not_before),
         }
 
 
@@ -132,6 +145,9 @@ class ReconcileReport:
     unmanaged: t.Dict[str, int] = dataclasses.field(default_factory=dict)
     # Things the user should know that are not errors (e.g. an unlisted pool another reconcile holds).
     notes: t.List[str] = dataclasses.field(default_factory=list)
+    # GitHub's budget after the run, the time this run waited on the write bucket, a pending hold.
+    github_rate: GithubRate = dataclasses.field(default_factory=GithubRate)
+    queued_jobs: t.Optional[QueuedJobScan] = None  # with count_queued_jobs
 
     @property
     def changed(self) -> bool:
@@ -143,14 +159,25 @@ class ReconcileReport:
 
     @property
     def warnings(self) -> t.List[str]:
-        """Backing-off pools, VMs of pools that are not configured and were not pruned, and the notes."""
+        """Backing-off and rate-limited pools, VMs of pools that are not configured and were not pruned,
+        the notes, and a count of queued jobs that stopped short."""
         pruned = {p.pool for p in self.pools if p.unlisted}
         left = {pool: count for pool, count in self.unmanaged.items() if pool not in pruned}
-        return [w for p in self.pools for w in p.warnings()] + unmanaged_warnings(left) + list(self.notes)
+        found = [w for p in self.pools for w in p.warnings()] + unmanaged_warnings(left) + list(self.notes)
+        scan = self.queued_jobs
+        if scan is not None and scan.stopped_by is not None:
+            skipped = (
+                "the repositories" if scan.skipped_repositories is None else f"{scan.skipped_repositories} repositories"
+            )
+            found.append(
+                f"count_queued_jobs: {skipped} not looked at ({scan.stopped_by} reached after {scan.requests} requests);"
+                " pools are sized for the jobs found"
+            )
+        return found
 
     @property
     def held(self) -> t.List[str]:
-        """Pools that need runners but create none while their creations back off."""
+        """Pools that need runners but create none while their creations back off or GitHub holds them back."""
         return [p.pool for p in self.pools if p.plan.held]
 
     def diff(self) -> t.Dict[str, t.Any]:
@@ -171,11 +198,30 @@ class ReconcileReport:
         return {"before": before, "after": after}
 
     def as_dict(self) -> t.Dict[str, t.Any]:
-        return {
+        result: t.Dict[str, t.Any] = {
             "pools": [p.as_dict() for p in self.pools],
             "unmanaged": dict(self.unmanaged),
             "api_calls": dict(self.api_calls),
+            "github_rate": {
+                "remaining": self.github_rate.remaining,
+                "write_wait": round(self.github_rate.write_wait, 3),
+                "not_before": _timestamp(self.github_rate.not_before),
+            },
         }
+        scan = self.queued_jobs
+        if scan is not None:
+            result["queued_jobs"] = {
+                "found": len(scan.jobs),
+                "requests": scan.requests,
+                "repositories": scan.repositories,
+                "skipped_repositories": scan.skipped_repositories,
+                "stopped_by": scan.stopped_by,
+            }
+        return result
+
+
+def _timestamp(moment: t.Optional[datetime.datetime]) -> t.Optional[str]:
+    return None if moment is None else format_timestamp(moment)
 
 
 def runner_info(view: RunnerView) -> t.Dict[str, t.Any]:

@@ -4,8 +4,9 @@
 
 The caller decides what is retryable: `retryable(exc)` returns None for "do not retry"
 or the minimum delay before the next attempt (0 for "use the backoff", or a server's
-`Retry-After`/rate-limit reset). Only the API clients use it, per call site, so a
-retry never multiplies with another retry layer.
+`Retry-After`/rate-limit reset, to which a random spread is added: clients told the
+same wait must not come back at the same moment). Only the API clients use it, per
+call site, so a retry never multiplies with another retry layer.
 """
 
 from __future__ import annotations
@@ -69,6 +70,11 @@ def backoff(retry: int, base: float, cap: float, rng: t.Callable[[], float] = ra
     return step / 2 + rng() * step / 2
 
 
+def jittered(wait: float, base: float, cap: float, rng: t.Callable[[], float] = random.random) -> float:
+    """A server-given `wait` plus a random spread: a quarter of it, at least `base`, at most `cap` seconds."""
+    return wait + rng() * min(cap, max(base, wait / 4))
+
+
 def retry_call(
     fn: t.Callable[[], T],
     *,
@@ -96,7 +102,9 @@ def retry_call(
             minimum = retryable(exc)
             if minimum is None or attempt >= attempts:
                 raise
-            delay = max(minimum, backoff(attempt, base, cap, rng))
+            delay = backoff(attempt, base, cap, rng)
+            if minimum > 0:
+                delay = max(delay, jittered(minimum, base, cap, rng))
             if budget is not None and clock() - start + delay > budget:
                 raise
             sleep(delay)

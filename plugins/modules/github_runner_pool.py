@@ -56,6 +56,9 @@ options:
       - Costs requests on every run, for each scope, two per repository (for organizations, plus the repository listing) and one
         per queued or running workflow run. Leave it off when the reactive path serves queued jobs.
       - Only with O(state=present).
+      - At most O(count_queued_jobs_max_requests) requests a run, and none while GitHub's remaining budget is
+        below O(count_queued_jobs_rate_limit_floor); the result's RV(queued_jobs) says how many repositories
+        were not looked at. Organizations' repositories are looked at most recently pushed first.
     type: bool
     default: false
   prune_unlisted_pools:
@@ -70,6 +73,19 @@ options:
         playbook's pools would empty them. A pool whose lock another reconcile holds is skipped, with a warning.
     type: bool
     default: false
+  count_queued_jobs_max_requests:
+    description:
+      - Most GitHub requests O(count_queued_jobs) may spend in one run, over all scopes.
+      - With one reconcile a minute, the default spends at most 6000 of the hourly budget (5000 for a token,
+        at least 5000 for an App installation); O(count_queued_jobs_rate_limit_floor) stops it earlier.
+    type: int
+    default: 100
+  count_queued_jobs_rate_limit_floor:
+    description:
+      - O(count_queued_jobs) makes no request while GitHub's remaining rate-limit budget is below this, so that
+        listings, creations and clean-ups keep theirs. The runner listing always runs.
+    type: int
+    default: 1000
   wait:
     description:
       - After reconciling, wait until every pool has at least O(pools[].min_idle) idle runners.
@@ -219,7 +235,8 @@ pools:
           type: list
           elements: str
         held:
-          description: Runners not created because the pool's creations back off (see RV(pools[].backoff)).
+          description: Runners not created because the pool's creations back off (see RV(pools[].backoff)) or GitHub's
+            rate limit holds the pool back (see RV(pools[].github_not_before)).
           type: int
     backoff:
       description: The pool's creation backoff after this run (in check mode, as the run would leave it).
@@ -270,6 +287,13 @@ pools:
     duration:
       description: Seconds this pool's reconcile took.
       type: float
+    github_not_before:
+      description:
+        - When GitHub rate-limited an earlier request and asked to wait, the time (UTC) before which this pool
+          registers and deletes no GitHub runner; VMs alone are still deleted. Null otherwise.
+        - Kept in the pool's state, so later runs wait too.
+      type: str
+      sample: "2026-01-01T12:05:00Z"
 unmanaged:
   description:
     - VMs of this O(controller_id) per pool that is not in O(pools) (VMs being deleted not counted). Each such pool is
@@ -282,6 +306,42 @@ api_calls:
   returned: always
   type: dict
   sample: {github: 1, openstack: 1}
+github_rate:
+  description: GitHub's rate limits as this run saw them.
+  returned: always
+  type: dict
+  contains:
+    remaining:
+      description: The remaining request budget of the last response (null before one).
+      type: int
+    write_wait:
+      description: Seconds the mutating requests waited on the write token bucket (O(github_write_burst)).
+      type: float
+    not_before:
+      description: When GitHub asked for no change before a time still to come, that time (UTC); else null.
+      type: str
+  sample: {remaining: 4987, write_wait: 0.0, not_before: null}
+queued_jobs:
+  description: What O(count_queued_jobs) found and cost.
+  returned: when O(count_queued_jobs=true) and O(state=present)
+  type: dict
+  contains:
+    found:
+      description: Queued jobs found (before matching them with the pools' labels).
+      type: int
+    requests:
+      description: GitHub requests spent on them.
+      type: int
+    repositories:
+      description: Repositories looked at in full.
+      type: int
+    skipped_repositories:
+      description: Repositories not (fully) looked at; null when not even the organization's repositories could be listed.
+      type: int
+    stopped_by:
+      description: Why the count stopped short (V(max_requests), V(rate_limit_floor), V(rate_limited)), or null.
+      type: str
+  sample: {found: 3, requests: 7, repositories: 3, skipped_repositories: 0, stopped_by: null}
 idle:
   description: Idle runners per pool when O(wait) finished.
   returned: when O(wait=true)
@@ -294,6 +354,7 @@ from ansible_collections.selfhosted.github_runners.plugins.module_utils._config 
     parse_controller_id,
     parse_pools,
 )
+from ansible_collections.selfhosted.github_runners.plugins.module_utils._errors import ConfigError
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._module import RunnersModule
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._reconcile import (
     ReconcileOptions,
@@ -307,6 +368,8 @@ ARGUMENT_SPEC = dict(
     force=dict(type="bool", default=False),
     count_queued_jobs=dict(type="bool", default=False),
     prune_unlisted_pools=dict(type="bool", default=False),
+    count_queued_jobs_max_requests=dict(type="int", default=100),
+    count_queued_jobs_rate_limit_floor=dict(type="int", default=1000),
     wait=dict(type="bool", default=False),
     wait_timeout=dict(type="int", default=600),
 )
@@ -319,6 +382,9 @@ def main():
         params = module.params
         pools = parse_pools(params["pools"])
         controller_id = parse_controller_id(params["controller_id"])
+        for name in ("count_queued_jobs_max_requests", "count_queued_jobs_rate_limit_floor"):
+            if params[name] < 0:
+                raise ConfigError(name, f"must not be negative, got {params[name]}")
         reconciler = Reconciler(module.github(), module.cloud(), module.locks())
         options = ReconcileOptions(
             controller_id,
@@ -327,6 +393,8 @@ def main():
             module.check_mode,
             count_queued_jobs=params["count_queued_jobs"],
             prune_unlisted_pools=params["prune_unlisted_pools"],
+            queued_jobs_max_requests=params["count_queued_jobs_max_requests"],
+            queued_jobs_rate_limit_floor=params["count_queued_jobs_rate_limit_floor"],
         )
         report = reconciler.run(pools, options)
         result = dict(changed=report.changed, **report.as_dict())

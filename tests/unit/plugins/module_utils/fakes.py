@@ -20,10 +20,12 @@ from ansible_collections.selfhosted.github_runners.plugins.module_utils._identit
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._model import (
     GithubRunner,
     QueuedJob,
+    QueuedJobScan,
     Scope,
     VmInfo,
 )
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._openstack import pool_lookups
+from ansible_collections.selfhosted.github_runners.plugins.module_utils._ratelimit import GithubRate
 
 NOW = datetime.datetime(2026, 1, 1, 12, 0, tzinfo=datetime.UTC)
 MUTATING = {"generate_jit_config", "delete_runner", "create_server", "delete_server"}
@@ -37,6 +39,7 @@ class FakeGithub:
         self.queued: dict[Scope, list[QueuedJob]] = {}
         # Runners that exist but that listings miss (as while pages shift).
         self.unlisted: set[int] = set()
+        self.not_before: datetime.datetime | None = None  # as if GitHub had asked to wait until then
         self._ids = itertools.count(1000)
         self._lock = threading.Lock()
 
@@ -86,10 +89,16 @@ class FakeGithub:
         return 1
 
     def list_queued_jobs(
-        self, scope: Scope, labels: t.Sequence[str] | None, repositories: t.Sequence[str] | None = None
-    ) -> list[QueuedJob]:
+        self, scope: Scope, *, max_requests: int | None = None, rate_limit_floor: int = 0
+    ) -> QueuedJobScan:
         self._record("list_queued_jobs", scope)
-        return list(self.queued.get(scope, []))
+        return QueuedJobScan(tuple(self.queued.get(scope, [])), requests=1, repositories=1)
+
+    def rate_status(self) -> GithubRate:
+        return GithubRate(remaining=4000, write_wait=0.0, not_before=self.not_before)
+
+    def hold_mutations_until(self, until: datetime.datetime) -> None:
+        self.not_before = max(self.not_before or until, until)
 
 
 class FakeCloud:

@@ -9,6 +9,7 @@ import pytest
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._retry import (
     RetryPolicy,
     backoff,
+    jittered,
     retry_call,
 )
 
@@ -107,8 +108,35 @@ def test_minimum_delay_from_the_error_wins_over_a_shorter_backoff() -> None:
     def retry_after(exc: BaseException) -> float | None:
         return 7.0
 
-    retry_call(failing(1, Transient()), retryable=retry_after, sleep=fake.sleep, clock=fake.clock, base=0.1, cap=1.0)
+    retry_call(
+        failing(1, Transient()),
+        retryable=retry_after,
+        sleep=fake.sleep,
+        clock=fake.clock,
+        rng=lambda: 0.0,
+        base=0.1,
+        cap=1.0,
+    )
     assert fake.sleeps == [7.0]
+
+
+def test_a_server_given_wait_gets_jitter_on_top() -> None:
+    """Clients told the same Retry-After must not all come back at the same moment."""
+    sleeps = []
+    for rng in (0.0, 0.5, 1.0):
+        fake = FakeTime()
+        retry_call(
+            failing(1, Transient()),
+            retryable=lambda exc: 60.0,
+            sleep=fake.sleep,
+            clock=fake.clock,
+            rng=lambda value=rng: value,  # type: ignore[misc]
+            base=0.5,
+            cap=8.0,
+        )
+        sleeps.extend(fake.sleeps)
+    assert sleeps == [60.0, 64.0, 68.0]  # the spread: a quarter of the wait, at most the cap
+    assert jittered(1.0, 0.5, 8.0, rng=lambda: 1.0) == 1.5  # at least the base
 
 
 def test_budget_stops_before_a_sleep_would_pass_it() -> None:
