@@ -16,3 +16,17 @@ def mongodb(tmp_path_factory: pytest.TempPathFactory) -> t.Iterator[MongoServer]
     server = start_mongodb(pathlib.Path(tmp_path_factory.mktemp("mongodb")))
     yield server
     server.stop()
+
+
+@pytest.fixture
+def fresh_log_protection(monkeypatch: pytest.MonkeyPatch) -> t.Iterator[None]:
+    """No log redaction installed when the test starts, and none left behind when it ends."""
+    import logging
+
+    from ansible_collections.selfhosted.github_runners.plugins.module_utils import _logging
+
+    factory = logging.getLogRecordFactory()
+    monkeypatch.setattr(_logging, "_installed", False)
+    monkeypatch.setattr(_logging, "_known", set())
+    yield
+    logging.setLogRecordFactory(factory)

@@ -92,7 +92,11 @@ options:
         type: dict
         suboptions:
           extra_env:
-            description: Environment variables for the runner (names must be valid shell variable names).
+            description:
+              - Environment variables for the runner (names must be valid shell variable names).
+              - Not secret. The values travel in the VM's user data, which anyone who may read the server's details
+                in the cloud can read, and in the task's arguments, which Ansible shows at high verbosity. Give
+                secrets to jobs as GitHub Actions secrets instead.
             type: dict
             default: {}
           pre_job_script:

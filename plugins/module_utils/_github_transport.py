@@ -33,6 +33,7 @@ from ansible_collections.selfhosted.github_runners.plugins.module_utils._errors 
     GithubError,
     RateLimitError,
 )
+from ansible_collections.selfhosted.github_runners.plugins.module_utils._logging import redact
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._ratelimit import GithubRate, TokenBucket
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._retry import RetryPolicy, jittered
 
@@ -60,10 +61,6 @@ _UTC = datetime.timezone.utc
 _IDEMPOTENT = frozenset({"GET", "HEAD", "DELETE"})
 _MUTATING = frozenset({"POST", "PATCH", "PUT", "DELETE"})
 _SECONDARY_LIMIT = re.compile(r"secondary rate limit|retry your request again later|wait a few minutes", re.I)
-# Credentials that must never reach an error message, whatever GitHub echoes back.
-_SECRET_PATTERNS = re.compile(
-    r"(gh[pousr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,}|eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*)"
-)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -360,9 +357,8 @@ class GithubTransport:
         return GithubError(call, message, exc.status)
 
     def _redact(self, text: str) -> str:
-        for secret in self._secrets:
-            text = text.replace(secret, "***")
-        return _SECRET_PATTERNS.sub("***", text)
+        # Whatever GitHub or the connection echoes back, no credential reaches an error message.
+        return redact(text, self._secrets)
 
     def paginate(
         self,

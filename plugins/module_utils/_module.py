@@ -30,6 +30,7 @@ from ansible_collections.selfhosted.github_runners.plugins.module_utils._github 
     GithubClient,
 )
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._lock import FileLock, MongoLease, PoolLock
+from ansible_collections.selfhosted.github_runners.plugins.module_utils._logging import protect_logs
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._openstack import (
     HAS_OPENSTACK,
     OPENSTACK_IMPORT_ERROR,
@@ -82,6 +83,7 @@ class RunnersModule:
         supports_check_mode: bool = True,
         **kwargs: t.Any,
     ) -> None:
+        protect_logs()  # before any library logs a request
         spec: ArgSpec = dict(CONTROLLER) if controller else {}
         mutually_exclusive: t.List[t.Sequence[str]] = list(kwargs.pop("mutually_exclusive", []))
         if github:
@@ -129,9 +131,9 @@ class RunnersModule:
                     raise ConfigError(
                         "github_app_private_key_path", f"cannot read the key file: {exc.strerror}"
                     ) from None
-            for secret in (key, creds.get("github_token")):
-                if secret:
-                    self.module.no_log_values.add(secret)
+            secrets = [s for s in (key, creds.get("github_token")) if s]
+            self.module.no_log_values.update(secrets)
+            protect_logs(secrets)
             installation_id = creds.get("github_app_installation_id")
             try:
                 installation = int(installation_id) if installation_id not in (None, "") else None
