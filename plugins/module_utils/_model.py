@@ -213,6 +213,17 @@ class QueuedJobScan:
     skipped_repositories: t.Optional[int] = 0
     stopped_by: t.Optional[str] = None  # why the scan stopped short: "max_requests", "rate_limit_floor", ...
 
+    def __add__(self, other: QueuedJobScan) -> QueuedJobScan:
+        """Two scans (of two scopes) as one."""
+        skipped = self.skipped_repositories, other.skipped_repositories
+        return QueuedJobScan(
+            self.jobs + other.jobs,
+            self.requests + other.requests,
+            self.repositories + other.repositories,
+            None if None in skipped else sum(t.cast(t.Tuple[int, int], skipped)),
+            self.stopped_by or other.stopped_by,
+        )
+
 
 def job_matches(job_labels: t.Iterable[str], runner_labels: t.Iterable[str]) -> bool:
     """True when a runner with `runner_labels` can take a job asking for `job_labels` (case-insensitive).

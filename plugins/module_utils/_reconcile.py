@@ -29,10 +29,7 @@ from ansible_collections.selfhosted.github_runners.plugins.module_utils._backoff
 )
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._config import PoolSpec
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._errors import LockError
-from ansible_collections.selfhosted.github_runners.plugins.module_utils._identity import (
-    owns_name,
-    parse_timestamp,
-)
+from ansible_collections.selfhosted.github_runners.plugins.module_utils._identity import owns_name, parse_timestamp
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._lock import Heartbeat, PoolLock
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._manager import (
     Clock,
@@ -362,16 +359,7 @@ def queued_jobs_per_pool(
             taker = next((p for p in scope_pools if job_matches(job.labels, p.labels)), None)
             if taker is not None:
                 counts[taker.name] += 1
-        skipped = total.skipped_repositories
-        total = QueuedJobScan(
-            jobs=total.jobs + scan.jobs,
-            requests=total.requests + scan.requests,
-            repositories=total.repositories + scan.repositories,
-            skipped_repositories=None
-            if skipped is None or scan.skipped_repositories is None
-            else skipped + scan.skipped_repositories,
-            stopped_by=total.stopped_by or scan.stopped_by,
-        )
+        total += scan
     return counts, total
 
 

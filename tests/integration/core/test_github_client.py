@@ -17,8 +17,9 @@ from ansible_collections.selfhosted.github_runners.plugins.module_utils._errors 
     RateLimitError,
 )
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._github import GithubAuth, GithubClient
-from ansible_collections.selfhosted.github_runners.plugins.module_utils._model import Scope, ScopeKind
+from ansible_collections.selfhosted.github_runners.plugins.module_utils._model import Scope, ScopeKind, job_matches
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._openstack import CloudClient, CloudOptions
+from ansible_collections.selfhosted.github_runners.plugins.module_utils._ratelimit import TokenBucket
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._retry import RetryPolicy
 from tests.integration.conftest import SandboxHandle
 
@@ -33,6 +34,8 @@ FAST_RETRY = RetryPolicy(attempts=3, base=0.05, cap=0.2, budget=30.0)
 def make_client(sandbox: SandboxHandle, **kwargs: t.Any) -> GithubClient:
     kwargs.setdefault("timeout", 5)
     kwargs.setdefault("retry", FAST_RETRY)
+    # The simulator has no secondary limit: a test that registers hundreds of runners is not paced.
+    kwargs.setdefault("write_bucket", TokenBucket(burst=10_000, per_minute=60_000))
     return GithubClient(GithubAuth(token=sandbox.env["GITHUB_TOKEN"]), api_url=sandbox.env["GITHUB_API_URL"], **kwargs)
 
 
@@ -170,11 +173,12 @@ def test_queued_jobs_matching_labels(sandbox: SandboxHandle, gh: GithubClient, r
     label = f"itgh-{uuid.uuid4().hex[:8]}"  # no runner has it: the jobs stay queued
     made = sandbox.control.post("/jobs", {"repository": repo.name, "labels": ["self-hosted", label], "count": 2})
     other = sandbox.control.post("/jobs", {"repository": repo.name, "labels": ["self-hosted", label, "gpu"]})
-    queued = gh.list_queued_jobs(repo, ["self-hosted", label, "linux"])
-    ids = {j.id for j in queued}
+    scan = gh.list_queued_jobs(repo)
+    assert (scan.repositories, scan.skipped_repositories, scan.stopped_by) == (1, 0, None)
+    ids = {j.id for j in scan.jobs if job_matches(j.labels, ["self-hosted", label, "linux"])}
     assert {j["id"] for j in made["jobs"]} <= ids
     assert other["jobs"][0]["id"] not in ids  # asks for a label the pool does not have
-    assert all(j.repository == repo.name for j in queued)
+    assert all(j.repository == repo.name for j in scan.jobs)
 
 
 def test_retries_5xx_then_succeeds(fresh_sandbox_state: SandboxHandle, gh: GithubClient, repo: Scope) -> None:
@@ -292,7 +296,8 @@ def test_secondary_rate_limit_waits_for_retry_after(
 
 def test_the_rate_limit_budget_is_read_from_every_response(gh: GithubClient, repo: Scope) -> None:
     gh.list_runners(repo)
-    assert gh.rate_limit_remaining is not None and gh.rate_limit_remaining > 0
+    remaining = gh.rate_status().remaining
+    assert remaining is not None and remaining > 0
 
 
 def test_github_app_installation_auth(sandbox: SandboxHandle, repo: Scope) -> None:
@@ -364,7 +369,8 @@ def test_queued_jobs_of_an_organization_look_at_its_repositories(sandbox: Sandbo
     label = f"itgh-{uuid.uuid4().hex[:8]}"
     made = sandbox.control.post("/jobs", {"repository": f"{org.name}/infra", "labels": [label]})
     sandbox.reset_counters()
-    queued = gh.list_queued_jobs(org, [label])
+    scan = gh.list_queued_jobs(org)
+    queued = [j for j in scan.jobs if job_matches(j.labels, [label])]
     assert [(j.id, j.repository) for j in queued] == [(made["jobs"][0]["id"], f"{org.name}/infra")]
     assert sandbox.calls("github", "GET", "/orgs/{org}/repos") == 1
 

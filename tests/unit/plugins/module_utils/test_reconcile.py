@@ -329,3 +329,23 @@ def test_a_pool_whose_lock_is_lost_changes_nothing_more_and_says_so() -> None:
     assert [e for e in report.errors if "ci1-lost" in e] == report.errors != []
     assert any("not saved" in e for e in lost.execution.errors)
     assert "ci1-lost" not in MemoryLock.states and "ci1-kept" in MemoryLock.states
+
+
+def test_a_rate_limit_hold_skips_github_changes_keeps_vm_clean_up_and_is_remembered() -> None:
+    github, cloud, held = FakeGithub(), FakeCloud(), []
+    pool = make_pool(min_idle=2)
+    listed = github.add(SCOPE, "ci1-small-00000000000a", online=False)
+    gone_vm = cloud.add("ci1-small-00000000000b", "small", status="SHUTOFF", age=600)  # no runner: VM only
+    github.not_before = NOW + datetime.timedelta(minutes=5)
+    first = make_reconciler(github, cloud, held).run([pool], ReconcileOptions("ci1"))
+    report = first.pools[0]
+    assert report.github_not_before == github.not_before
+    assert report.plan.create == 0 and [d.name for d in report.plan.delete] == [gone_vm.name]
+    assert github.calls["generate_jit_config"] == github.calls["delete_runner"] == 0
+    assert listed.id in github.runners[SCOPE] and gone_vm.id not in cloud.servers
+    assert first.warnings and "rate limit" in first.warnings[0]
+    # The next run, with a client that knows nothing of it, learns the hold from the pool's state.
+    fresh = FakeGithub()
+    make_reconciler(fresh, cloud, held).run([pool], ReconcileOptions("ci1"))
+    assert fresh.not_before == github.not_before
+    assert fresh.calls["generate_jit_config"] == 0
