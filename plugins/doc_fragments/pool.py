@@ -196,8 +196,8 @@ options:
       - With O(mongodb_uri), seconds a pool's lease lasts unless renewed (at least 10). A thread renews it every
         C((lock_ttl - margin) / 3) seconds while the pool is reconciled, the margin being a quarter of O(lock_ttl),
         at most 30 seconds.
-      - A lease not renewed within C(lock_ttl - margin) counts as lost: the pool makes no further change and the
-        task fails, naming it. A reconcile that crashed blocks its pools for at most O(lock_ttl).
+      - A lease not renewed within C(lock_ttl - margin) counts as lost; the pool then makes no further change and
+        the task fails, naming it. A reconcile that crashed blocks its pools for at most O(lock_ttl).
       - Keep it well above the clock difference between the hosts that reconcile.
     type: float
     default: 120

@@ -430,9 +430,8 @@ class Heartbeat:
         self._stop = threading.Event()
         self._thread: t.Optional[threading.Thread] = None
 
-    def _beat(self) -> None:
-        assert self._interval is not None
-        while not self._stop.wait(self._interval):
+    def _beat(self, interval: float) -> None:
+        while not self._stop.wait(interval):
             for lock in self._locks:
                 # A failure is retried at the next beat; ensure_held tells the pool once it is lost.
                 with contextlib.suppress(LockError):
@@ -440,7 +439,9 @@ class Heartbeat:
 
     def __enter__(self) -> Heartbeat:
         if self._interval is not None:
-            self._thread = threading.Thread(target=self._beat, name="ghr-lease-heartbeat", daemon=True)
+            self._thread = threading.Thread(
+                target=self._beat, args=(self._interval,), name="ghr-lease-heartbeat", daemon=True
+            )
             self._thread.start()
         return self
 
