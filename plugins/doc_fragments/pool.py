@@ -57,20 +57,33 @@ options:
         type: int
         default: 10
       flavor:
-        description: Nova flavor name or ID of the runner VMs.
+        description: Nova flavor name or ID of the runner VMs (looked up in Nova once per run).
         type: str
         required: true
       image:
-        description: Glance image name or ID of the runner VMs.
+        description:
+          - Image of the runner VMs.
+          - An image ID (a UUID) goes to Nova as it is, without a look-up, so the cloud needs no Image API (Glance)
+            endpoint that the collection can reach. A name is looked up in the Image API once per run.
         type: str
         required: true
       networks:
-        description: Neutron networks (names or IDs) of the runner VMs.
+        description:
+          - Networks of the runner VMs, one port each. Network IDs (UUIDs) go to Nova as they are; names are looked
+            up in the Network API (Neutron) once per run.
+          - V(none) alone boots the VMs without a network (the runner then cannot reach GitHub unless the image
+            brings its own way out; useful for tests and special clouds). V(auto) alone lets Nova choose the
+            project's only network, or allocate one with Neutron's auto-allocated topology (compute API 2.37).
+            Neither needs a Network API endpoint that the collection can reach.
+          - To use a network that is named C(none) or C(auto), give its ID.
         type: list
         elements: str
         required: true
       security_groups:
-        description: Security groups (names or IDs). Use one that allows no inbound traffic.
+        description:
+          - Security groups (names or IDs) of the VMs' ports. Use one that allows no inbound traffic.
+          - Names are checked in the Network API (Neutron) once per run; IDs (UUIDs) go to Nova as they are.
+            They apply to ports, so leave them out with O(pools[].networks=none).
         type: list
         elements: str
         default: []

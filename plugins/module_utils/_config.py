@@ -49,6 +49,7 @@ class PoolSpec:
     labels: t.Tuple[str, ...]
     flavor: str
     image: str
+    # Names or ids, or one of NETWORKS_NONE / NETWORKS_AUTO alone (see `network_choice`).
     networks: t.Tuple[str, ...]
     min_idle: int = 0
     max_runners: int = 10
@@ -99,6 +100,13 @@ MAX_EXTRA_ENV_BYTES = 8 * 1024
 # Variables the cloud-init script sets itself; a user value would break it.
 _RESERVED_ENV = frozenset({"RUNNER_DIR", "ACTIONS_RUNNER_HOOK_JOB_STARTED"})
 _PROXY_ENV = frozenset({"HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY"})
+
+#: `networks: none` boots without a network, `networks: auto` lets Nova pick or allocate one
+#: (compute API 2.37); neither needs Neutron look-ups.
+NETWORKS_NONE = "none"
+NETWORKS_AUTO = "auto"
+_NETWORK_CHOICES = (NETWORKS_NONE, NETWORKS_AUTO)
+_UUID_RE = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 
 _SCOPE_KEYS = ("repository", "organization", "enterprise")
 _POOL_KEYS = frozenset(
@@ -202,7 +210,7 @@ def parse_pool(raw: object, *, path: str = "pools[0]") -> PoolSpec:
         labels=_labels(section.get("labels"), f"{path}.labels"),
         flavor=_text(section.get("flavor"), f"{path}.flavor"),
         image=_text(section.get("image"), f"{path}.image"),
-        networks=_names(section.get("networks"), f"{path}.networks", required=True),
+        networks=_networks(section.get("networks"), f"{path}.networks"),
         min_idle=min_idle,
         max_runners=max_runners,
         runner_group=_optional_text(section.get("runner_group"), f"{path}.runner_group"),
@@ -224,6 +232,16 @@ def parse_pool(raw: object, *, path: str = "pools[0]") -> PoolSpec:
         creation_backoff_max=backoff_max,
         path=path,
     )
+
+
+def is_uuid(value: str) -> bool:
+    """Whether an image, network or security group reference is an id (used as is) rather than a name (looked up)."""
+    return _UUID_RE.fullmatch(value) is not None
+
+
+def network_choice(networks: t.Sequence[str]) -> t.Optional[str]:
+    """`none` or `auto` when the pool gives one of them instead of networks, else None."""
+    return networks[0] if len(networks) == 1 and networks[0] in _NETWORK_CHOICES else None
 
 
 def parse_duration(value: object, path: str) -> float:
@@ -474,6 +492,13 @@ def _names(value: object, path: str, *, required: bool) -> t.Tuple[str, ...]:
             raise ConfigError(f"{path}[{index}]", f"duplicate {name!r}")
         names.append(name)
     return tuple(names)
+
+
+def _networks(value: object, path: str) -> t.Tuple[str, ...]:
+    networks = _names(value, path, required=True)
+    if len(networks) > 1 and any(n in _NETWORK_CHOICES for n in networks):
+        raise ConfigError(path, "'none' and 'auto' stand alone, without other networks (give a network named so by id)")
+    return networks
 
 
 def _posix_user(value: object, path: str) -> str:

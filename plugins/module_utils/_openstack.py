@@ -19,13 +19,17 @@ import base64
 import collections
 import dataclasses
 import datetime
-import re
 import threading
 import time
 import traceback
 import typing as t
+import urllib.parse
 
-from ansible_collections.selfhosted.github_runners.plugins.module_utils._config import PoolSpec
+from ansible_collections.selfhosted.github_runners.plugins.module_utils._config import (
+    PoolSpec,
+    is_uuid,
+    network_choice,
+)
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._errors import (
     CloudError,
     QuotaExceededError,
@@ -61,9 +65,6 @@ COMPUTE_MICROVERSION = "2.52"
 MAX_USER_DATA = 65535
 DEFAULT_RETRY = RetryPolicy()
 _EPOCH = datetime.datetime.fromtimestamp(0, datetime.timezone.utc)
-_UUID_RE = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
-#: Nova's `networks` values that name no network (microversion 2.37 and later).
-NETWORK_KEYWORDS = frozenset({"none", "auto"})
 
 LookupKind = t.Literal["flavor", "image", "network", "security_group"]
 
@@ -129,19 +130,25 @@ def pool_lookups(pool: PoolSpec) -> t.List[t.Tuple[str, LookupKind, str]]:
     security group given as a UUID goes to Nova as it is, and so do ``none``/``auto`` networks.
     """
     lookups: t.List[t.Tuple[str, LookupKind, str]] = [(pool.field("flavor"), "flavor", pool.flavor)]
-    if not _UUID_RE.fullmatch(pool.image):
+    if not is_uuid(pool.image):
         lookups.append((pool.field("image"), "image", pool.image))
-    for index, network in enumerate(pool.networks):
-        if not _UUID_RE.fullmatch(network) and network.lower() not in NETWORK_KEYWORDS:
+    for index, network in enumerate(() if network_choice(pool.networks) else pool.networks):
+        if not is_uuid(network):
             lookups.append((pool.field(f"networks[{index}]"), "network", network))
     for index, group in enumerate(pool.security_groups):
-        if not _UUID_RE.fullmatch(group):
+        if not is_uuid(group):
             lookups.append((pool.field(f"security_groups[{index}]"), "security_group", group))
     return lookups
 
 
 class _NoSingleMatch(CloudError):
     """The cloud has no resource of that name, or more than one."""
+
+
+class _Reference(t.NamedTuple):
+    """An image or network given by id."""
+
+    id: str
 
 
 def _disable_sdk_retries(session: t.Any) -> None:
@@ -176,6 +183,7 @@ class CloudClient:
         self._lock = threading.Lock()
         self._calls: collections.Counter[str] = collections.Counter()
         self._total_calls = 0
+        self._list_bytes = 0
         # Look-up answers for the run, failures (CloudError) included.
         self._resolved: t.Dict[t.Tuple[str, str], t.Any] = {}
         self._resolve_locks: t.Dict[t.Tuple[str, str], threading.Lock] = {}
@@ -216,9 +224,20 @@ class CloudClient:
         with self._lock:
             return self._total_calls
 
+    @property
+    def list_bytes(self) -> int:
+        """Bytes of server-listing response bodies so far (admin listings carry every server's user data)."""
+        with self._lock:
+            return self._list_bytes
+
     def _on_response(self, response: t.Any, *args: t.Any, **kwargs: t.Any) -> None:
+        listing = response.request.method == "GET" and urllib.parse.urlsplit(response.request.url).path.endswith(
+            "/servers/detail"
+        )
+        size = len(response.content) if listing else 0
         with self._lock:
             self._total_calls += 1
+            self._list_bytes += size
 
     # The one call path --------------------------------------------------------------
     def _call(self, operation: str, call: str, fn: t.Callable[[], t.Any], *, idempotent: bool = True) -> t.Any:
@@ -300,7 +319,9 @@ class CloudClient:
         attrs: t.Dict[str, t.Any] = {
             "name": name,
             "flavor_id": flavor.id,
-            "networks": [{"uuid": self._find("network", net).id} for net in pool.networks],
+            # `none` / `auto` go to Nova as they are (2.37); otherwise one NIC per network.
+            "networks": network_choice(pool.networks)
+            or [{"uuid": self._find("network", net).id} for net in pool.networks],
             "user_data": encoded,
             "metadata": dict(metadata),
             "tags": list(tags),
@@ -361,6 +382,8 @@ class CloudClient:
                 raise UnresolvedError(field, f"cannot look up {_label(kind)} {name!r}: {exc}") from None
 
     def _find(self, kind: LookupKind, name_or_id: str) -> t.Any:
+        if kind in ("image", "network") and is_uuid(name_or_id):
+            return _Reference(name_or_id)  # an id is used as is: no Glance or Neutron call
         finders: t.Dict[str, t.Callable[..., t.Any]] = {
             "flavor": self.conn.compute.find_flavor,
             "image": self.conn.image.find_image,

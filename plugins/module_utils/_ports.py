@@ -62,6 +62,10 @@ class CloudPort(t.Protocol):
     def total_calls(self) -> int:
         """Requests made so far (for the API-call counts a reconcile reports)."""
 
+    @property
+    def list_bytes(self) -> int:
+        """Bytes of server listings received so far (reported beside the call counts)."""
+
     def list_servers(self, controller_id: str, pool: t.Optional[str] = None) -> t.List[VmInfo]: ...
 
     def resolve(self, pool: PoolSpec) -> None:

@@ -182,7 +182,11 @@ class Reconciler:
     def run(self, pools: t.Sequence[PoolSpec], options: ReconcileOptions) -> ReconcileReport:
         if self.locks is None:
             raise ValueError("Reconciler.run needs a lock factory")
-        start_calls = {"github": self.github.total_calls, "openstack": self.cloud.total_calls}
+        start_calls = {
+            "github": self.github.total_calls,
+            "openstack": self.cloud.total_calls,
+            "openstack_list_bytes": self.cloud.list_bytes,
+        }
         start_wait = self.github.rate_status().write_wait
         reports: t.List[PoolReport] = []
         notes: t.List[str] = []
@@ -228,6 +232,7 @@ class Reconciler:
         api_calls = {
             "github": self.github.total_calls - start_calls["github"],
             "openstack": self.cloud.total_calls - start_calls["openstack"],
+            "openstack_list_bytes": self.cloud.list_bytes - start_calls["openstack_list_bytes"],
         }
         rate = self.github.rate_status()
         github_rate = GithubRate(rate.remaining, rate.write_wait - start_wait, _ahead(rate.not_before, self.clock()))

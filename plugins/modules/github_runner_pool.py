@@ -302,10 +302,14 @@ unmanaged:
   type: dict
   sample: {old-pool: 3}
 api_calls:
-  description: API requests this run made, per service.
+  description:
+    - API requests this run made, per service (C(github), C(openstack)).
+    - C(openstack_list_bytes) is the size in bytes of the server listings the run received. Listings made with
+      admin credentials carry every server's user data (Nova's C(OS-EXT-SRV-ATTR) fields), several KiB per runner;
+      the collection never returns or logs them.
   returned: always
   type: dict
-  sample: {github: 1, openstack: 1}
+  sample: {github: 1, openstack: 1, openstack_list_bytes: 4210}
 github_rate:
   description: GitHub's rate limits as this run saw them.
   returned: always

@@ -150,6 +150,28 @@ def test_creates_resolve_flavor_image_and_network_once(
     assert cloud.calls["find_flavor"] == cloud.calls["find_image"] == cloud.calls["find_network"] == 1
 
 
+@pytest.mark.parametrize("networks", ["by-id", "none", "auto"])
+def test_ids_none_and_auto_need_neither_glance_nor_neutron(
+    sandbox: SandboxHandle, cloud: CloudClient, ids: dict[str, str], networks: str
+) -> None:
+    state = sandbox.state()["openstack"]
+    image_id = next(i["id"] for i in state["images"] if i["name"] == "ubuntu-24.04-runner")
+    net_id = next(n["id"] for n in state["networks"] if n["name"] == "runners-net")
+    given = [net_id] if networks == "by-id" else [networks]
+    pool = pool_spec(sandbox, image=image_id, networks=given, security_groups=[] if networks == "none" else None)
+    made = Servers(cloud, ids["controller"], pool)
+    sandbox.reset_counters()
+    try:
+        server_id = made.create()
+        assert sandbox.calls("glance") == sandbox.calls("neutron") == 0
+        assert "find_image" not in cloud.calls and "find_network" not in cloud.calls
+        record = next(s for s in sandbox.state()["openstack"]["servers"] if s["id"] == server_id)
+        assert record["image_id"] == image_id
+        assert record["networks"] == ([] if networks == "none" else [net_id])
+    finally:
+        made.cleanup()
+
+
 def test_created_server_carries_tags_metadata_and_user_data(
     sandbox: SandboxHandle, cloud: CloudClient, servers: Servers, ids: dict[str, str]
 ) -> None:

@@ -10,6 +10,8 @@ from ansible_collections.selfhosted.github_runners.plugins.module_utils._config 
     PoolSpec,
     RunnerSoftware,
     UserDataOptions,
+    is_uuid,
+    network_choice,
     parse_controller_id,
     parse_duration,
     parse_pool,
@@ -267,6 +269,29 @@ def test_timing_fields_name_their_path() -> None:
     assert error(raw_pool(bootstrap_timeout=0)).field == "pools[0].bootstrap_timeout"
     assert error(raw_pool(bootstrap_timeout="1h", max_lifetime="1h")).field == "pools[0].max_lifetime"
     assert parse_pool(raw_pool(registration_grace=0, offline_grace=0)).timing.registration_grace == 0.0
+
+
+@pytest.mark.parametrize("given", ["none", "auto", ["none"], ["auto"]])
+def test_networks_none_or_auto_stand_alone(given: t.Any) -> None:
+    pool = parse_pool(raw_pool(networks=given))
+    choice = given if isinstance(given, str) else given[0]
+    assert pool.networks == (choice,)
+    assert network_choice(pool.networks) == choice
+    assert error(raw_pool(networks=[choice, "runners"])).field == "pools[0].networks"
+
+
+def test_networks_by_name_or_id_are_no_choice() -> None:
+    assert network_choice(parse_pool(raw_pool(networks=["runners"])).networks) is None
+    assert network_choice(("none-net",)) is None
+
+
+def test_is_uuid() -> None:
+    assert is_uuid("3f0c1f0e-0000-4000-8000-000000000001")
+    assert not is_uuid("3f0c1f0e000040008000000000000001")  # Glance and Neutron ids have their dashes
+    assert is_uuid("3F0C1F0E-0000-4000-8000-000000000001")
+    assert not is_uuid("ubuntu-24.04-runner")
+    assert not is_uuid("3f0c1f0e-0000-4000-8000-00000000000")
+    assert not is_uuid("3f0c1f0e-0000-4000-8000-0000000000011")
 
 
 def test_networks_and_security_groups() -> None:
