@@ -12,6 +12,7 @@ SANITY_DIR ?= $(or $(TMPDIR),/tmp)/selfhosted-github_runners-sanity
 COLLECTIONS := $(VENV)/collections
 GHR_CACHE_DIR ?= $(HOME)/.cache/ghr
 FERRETDB := $(GHR_CACHE_DIR)/ferretdb-v1.24.2
+NOVA := $(GHR_CACHE_DIR)/nova-34.0.0
 STAMP := $(VENV)/.installed
 DOCS := $(BUILD)/docs
 # Every Markdown file whose Mermaid blocks are rendered and checked.
@@ -23,13 +24,14 @@ export ANSIBLE_COLLECTIONS_PATH := $(abspath $(COLLECTIONS))
 export ANSIBLE_NOCOLOR := 1
 export PY_COLORS := 0
 
-.PHONY: help venv ferretdb schemas lint sanity ansible-lint docs-check docs-tools docs pytest units integration test demo bench clean
+.PHONY: help venv ferretdb nova schemas lint sanity ansible-lint docs-check docs-tools docs pytest units integration nova-test test demo bench clean
 
 help:
 	@echo "make demo   - set up everything and run the reconcile playbook against the local sandbox"
 	@echo "make test   - set up everything and run every gate (lint, sanity, ansible-lint, build+docs, tests)"
 	@echo "make docs   - build the documentation site into $(DOCS)/html and check it"
 	@echo "make venv   - create or update the virtual environment in $(VENV)"
+	@echo "make nova-test - only the scenarios that run against real Nova (the real-Nova lane)"
 
 # The virtual environment, re-installed when a requirements file changes.
 venv: $(STAMP)
@@ -45,6 +47,11 @@ $(STAMP): requirements.txt requirements-dev.txt
 ferretdb: $(if $(MONGODB_URI),,$(FERRETDB))
 $(FERRETDB): tests/sandbox/scripts/install-ferretdb.sh
 	bash tests/sandbox/scripts/install-ferretdb.sh $@
+
+# Unmodified Nova (PyPI, its own virtual environment) for the real-Nova lane of the tests.
+nova: $(NOVA)/.installed
+$(NOVA)/.installed: tests/sandbox/scripts/install-nova.sh
+	bash tests/sandbox/scripts/install-nova.sh $(NOVA)
 
 # GitHub's OpenAPI description and webhook schemas (npm packages, cached in GHR_CACHE_DIR):
 # the sandbox validates every GitHub response and webhook of the test run against them.
@@ -99,11 +106,15 @@ docs: docs-check docs-tools
 units: venv
 	$(BIN)/python -m pytest tests/unit
 
-integration: venv ferretdb schemas
+integration: venv ferretdb nova schemas
 	$(BIN)/python -m pytest tests/integration
 
+# The scenarios that run against real Nova (marker `realnova`), alone.
+nova-test: venv ferretdb nova schemas
+	$(BIN)/python -m pytest tests/integration -m realnova
+
 # Unit and integration tests in one pytest run, so its summary closes the output.
-pytest: venv ferretdb schemas
+pytest: venv ferretdb nova schemas
 	$(BIN)/python -m pytest tests/unit tests/integration
 
 test: lint sanity ansible-lint docs-check docs pytest

@@ -293,6 +293,9 @@ class CloudClient:
                     "fault": s.fault,
                 }
                 for s in self.conn.compute.servers(details=True, tags=query)
+                # Nova lists a server being deleted (task_state deleting, then DELETED) until it
+                # is gone: it is going already, and a second DELETE would only be a wasted call.
+                if s.task_state != "deleting" and str(s.status).upper() != "DELETED"
             ]
 
         servers = self._call("list_servers", "GET /servers/detail", fetch)

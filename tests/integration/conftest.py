@@ -6,6 +6,7 @@ control API. Tests reach the simulators themselves only through the real clients
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -17,6 +18,7 @@ import urllib.parse
 import urllib.request
 
 import pytest
+import yaml
 
 from tests.sandbox import launcher
 
@@ -139,3 +141,180 @@ def fresh_sandbox_state(sandbox: SandboxHandle) -> t.Iterator[SandboxHandle]:
     yield sandbox
     sandbox.clear_faults()
     sandbox.reset_config()
+
+
+# Backends: the cloud side of a scenario ----------------------------------------------------
+#
+# A scenario that takes the `backend` fixture runs against the sandbox's OpenStack by
+# default. Decorated with `both_backends`, it runs twice: against the sandbox and against
+# unmodified Nova (tests/sandbox/realnova, marker `realnova`). The GitHub side is always
+# the sandbox's simulator; on real Nova the sandbox's runner agents start from the servers'
+# user data (tests/sandbox/github/nova_watch.py). Scenarios that need the sandbox's fault
+# injection are marked `sandbox_only` with the reason.
+
+_CLOUD_SERVICES = frozenset({"keystone", "nova", "glance", "neutron"})
+
+
+@dataclasses.dataclass
+class Backend:
+    """One cloud for the scenarios: its clouds.yaml and cloud names, pool settings, views and counters."""
+
+    name: str  # "sandbox" or "nova"
+    sandbox: SandboxHandle
+    clouds_yaml: str
+    cloud: str
+    admin_cloud: str
+    pool_defaults: dict[str, t.Any]
+    nova: t.Any = None  # realnova.RealNova
+    admin_client: t.Any = None  # realnova.client.NovaClient (nova)
+    _saved_quota: dict[str, int] | None = None
+
+    @property
+    def env(self) -> dict[str, str]:
+        """The sandbox's env values with this cloud's OS_* ones."""
+        return {**self.sandbox.env, "OS_CLIENT_CONFIG_FILE": self.clouds_yaml, "OS_CLOUD": self.cloud}
+
+    def servers(self, tag: str | None = None) -> list[dict[str, t.Any]]:
+        """Servers (with `tag`) that are not being deleted, as plain dicts (status, fault, tags, ...)."""
+        if self.nova is None:
+            found = self.sandbox.state()["openstack"]["servers"]
+            found = [s for s in found if tag is None or tag in s.get("tags", [])]
+        else:
+            found = [{**s, "task_state": s.get("OS-EXT-STS:task_state")} for s in self.admin_servers(tag)]
+        return [s for s in found if s["status"] != "DELETED" and s.get("task_state") != "deleting"]
+
+    def admin_servers(self, tag: str | None = None) -> list[dict[str, t.Any]]:
+        """The compute API's server listing (microversion 2.52) as this cloud's admin sees it."""
+        query = "?" + urllib.parse.urlencode({"tags": tag}) if tag else ""
+        if self.admin_client is not None:
+            return t.cast(list[dict[str, t.Any]], self.admin_client.servers(query))
+        status, answer = self._sandbox_admin("GET", f"/servers/detail{query}")
+        assert status == 200, answer
+        return t.cast(list[dict[str, t.Any]], answer["servers"])
+
+    def admin_action(self, server_id: str, action: dict[str, t.Any]) -> tuple[int, t.Any]:
+        """A server action (os-resetState, ...) as this cloud's admin: (status, body)."""
+        path = f"/servers/{server_id}/action"
+        if self.admin_client is not None:
+            return t.cast(tuple[int, t.Any], self.admin_client.request("POST", path, action))
+        return self._sandbox_admin("POST", path, action)
+
+    def _sandbox_admin(self, method: str, path: str, body: t.Any = None) -> tuple[int, t.Any]:
+        import openstack  # openstacksdk reads OS_CLIENT_CONFIG_FILE, which the `backend` fixture sets
+
+        with openstack.connect(cloud=self.admin_cloud) as admin:
+            response = admin.compute.request(path, method, json=body, microversion="2.52")
+            return response.status_code, response.json() if response.content else None
+
+    def counters(self) -> list[dict[str, t.Any]]:
+        """The counted API calls: GitHub's from the sandbox, the cloud's from this backend."""
+        sandbox = self.sandbox.counters()
+        if self.nova is None:
+            return sandbox
+        github = [c for c in sandbox if c["service"] not in _CLOUD_SERVICES]
+        return github + t.cast(list[dict[str, t.Any]], self.nova.control("GET", "/counters"))
+
+    def reset_counters(self) -> None:
+        self.sandbox.reset_counters()
+        if self.nova is not None:
+            self.nova.control("POST", "/counters/reset")
+
+    def calls(self, service: str, method: str | None = None, route: str | None = None) -> int:
+        return sum(
+            c["count"]
+            for c in self.counters()
+            if c["service"] == service and method in (None, c["method"]) and route in (None, c["route"])
+        )
+
+    # Quotas, by the cloud's own means ----------------------------------------------------------
+    def instances_in_use(self) -> int:
+        if self.nova is None:
+            return int(self.sandbox.state()["openstack"]["usage"]["instances"])
+        status, answer = self.admin_client.request("GET", f"/os-quota-sets/{self.admin_client.project_id}/detail")
+        assert status == 200, answer
+        return int(answer["quota_set"]["instances"]["in_use"])
+
+    def set_instance_quota(self, instances: int) -> None:
+        """The project's instance quota (restored after the test)."""
+        if self.nova is None:
+            if self._saved_quota is None:
+                self._saved_quota = {"instances": self.sandbox.config()["openstack.quota.instances"]}
+            self.sandbox.set_config({"openstack.quota.instances": instances})
+            return
+        path = f"/os-quota-sets/{self.admin_client.project_id}"
+        if self._saved_quota is None:
+            status, answer = self.admin_client.request("GET", path)
+            assert status == 200, answer
+            self._saved_quota = {"instances": answer["quota_set"]["instances"]}
+        status, answer = self.admin_client.request("PUT", path, {"quota_set": {"instances": instances}})
+        assert status == 200, answer
+
+    def restore(self) -> None:
+        """Undo what the test changed through this backend (the quota)."""
+        if self._saved_quota is None:
+            return
+        if self.nova is None:
+            self.sandbox.set_config({"openstack.quota.instances": self._saved_quota["instances"]})
+        else:
+            path = f"/os-quota-sets/{self.admin_client.project_id}"
+            self.admin_client.request("PUT", path, {"quota_set": self._saved_quota})
+        self._saved_quota = None
+
+
+BACKENDS = ["sandbox", pytest.param("nova", marks=pytest.mark.realnova)]
+#: Run a scenario against the sandbox and against real Nova.
+both_backends = pytest.mark.parametrize("backend", BACKENDS, indirect=True)
+
+
+@pytest.fixture(scope="session")
+def real_nova(sandbox: SandboxHandle, tmp_path_factory: pytest.TempPathFactory) -> t.Iterator[Backend]:
+    """Unmodified Nova for the session (installed once into GHR_CACHE_DIR), with runner agents on its servers."""
+    from tests.sandbox import realnova
+    from tests.sandbox.realnova.client import NovaClient
+
+    nova = realnova.start(tmp_path_factory.mktemp("realnova"))
+    try:
+        # One clouds.yaml with the sandbox's clouds and Nova's, so either can be named.
+        merged = yaml.safe_load(pathlib.Path(sandbox.env["OS_CLIENT_CONFIG_FILE"]).read_text())
+        merged["clouds"].update(yaml.safe_load(nova.clouds_yaml.read_text())["clouds"])
+        clouds_yaml = nova.workdir / "all-clouds.yaml"
+        clouds_yaml.write_text(yaml.safe_dump(merged))
+        clouds_yaml.chmod(0o600)
+        sandbox.control.post("/clouds", {"name": "realnova", "auth": nova.auth(admin=True), "interval": 0.2})
+        admin = NovaClient(nova.auth(admin=True))
+        admin.login()
+        defaults = {
+            "flavor": "m1.small",
+            "image": nova.info["image_id"],  # Nova's in-process Glance: by id, no Image API
+            "networks": [nova.info["network_id"]],  # and Neutron: by id, no Network API
+            "security_groups": ["default"],
+        }
+        yield Backend("nova", sandbox, str(clouds_yaml), realnova.CLOUD, realnova.ADMIN_CLOUD, defaults, nova, admin)
+        with contextlib.suppress(ControlError):
+            sandbox.control.delete("/clouds/realnova")
+    finally:
+        nova.stop()
+
+
+@pytest.fixture(scope="session")
+def sandbox_backend(sandbox: SandboxHandle) -> Backend:
+    defaults = {
+        "flavor": "m1.small",
+        "image": "ubuntu-24.04-runner",
+        "networks": ["runners-net"],
+        "security_groups": ["runners-no-ingress"],
+    }
+    return Backend("sandbox", sandbox, sandbox.env["OS_CLIENT_CONFIG_FILE"], "sandbox", "sandbox-admin", defaults)
+
+
+@pytest.fixture
+def backend(
+    request: pytest.FixtureRequest, sandbox_backend: Backend, monkeypatch: pytest.MonkeyPatch
+) -> t.Iterator[Backend]:
+    """The cloud of this test: the sandbox unless the test is parametrised with `both_backends`."""
+    name = getattr(request, "param", "sandbox")
+    chosen: Backend = request.getfixturevalue("real_nova") if name == "nova" else sandbox_backend
+    monkeypatch.setenv("OS_CLIENT_CONFIG_FILE", chosen.clouds_yaml)
+    monkeypatch.setenv("OS_CLOUD", chosen.cloud)
+    yield chosen
+    chosen.restore()

@@ -14,12 +14,14 @@ its numbers are reported with these.
 from __future__ import annotations
 
 import argparse
+import base64
 import concurrent.futures
 import dataclasses
 import importlib
 import json
 import os
 import pathlib
+import secrets
 import statistics
 import sys
 import tempfile
@@ -31,9 +33,14 @@ import urllib.request
 if __package__ in (None, ""):  # run as a file: tests/sandbox must not shadow the openstack SDK
     sys.path[:] = [p for p in sys.path if pathlib.Path(p or ".").resolve() != pathlib.Path(__file__).parent]
     sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2]))
+# The collection's core, as `make venv` links it for imports.
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / ".venv" / "collections"))
 
 import openstack
 
+from ansible_collections.selfhosted.github_runners.plugins.module_utils._config import parse_pool
+from ansible_collections.selfhosted.github_runners.plugins.module_utils._openstack import CloudClient, CloudOptions
+from ansible_collections.selfhosted.github_runners.plugins.module_utils._userdata import render_user_data
 from tests.sandbox import launcher
 
 
@@ -83,6 +90,11 @@ def bench_openstack(ctx: BenchContext, pid: int) -> dict[str, float]:
     flavor = main.compute.find_flavor("m1.small", ignore_missing=False).id
     network = main.network.find_network("runners-net", ignore_missing=False).id
     pools = max(1, ctx.servers // 10)
+    # What the collection boots: its cloud-init script around a JIT config of GitHub's size (~2.5 kB).
+    spec = parse_pool({"name": "bench", "repository": "octo-org/app", "labels": ["self-hosted"], "flavor": "m1.small",
+                       "image": "ubuntu-24.04-runner", "networks": ["runners-net"]})  # fmt: skip
+    script = render_user_data(spec, base64.b64encode(secrets.token_bytes(1900)).decode())
+    user_data = base64.b64encode(script.encode()).decode()
 
     def create(i: int) -> str:
         server = conn().compute.create_server(
@@ -92,7 +104,7 @@ def bench_openstack(ctx: BenchContext, pid: int) -> dict[str, float]:
             networks=[{"uuid": network}],
             tags=["ghr-controller=bench", f"ghr-pool=p{i % pools}"],
             metadata={"ghr_runner_id": str(i), "ghr_created_at": "2025-01-01T00:00:00Z"},
-            user_data="IyEvYmluL2Jhc2gKZWNobyBiZW5jaAo=",  # a script without a runner: the VM stays ACTIVE
+            user_data=user_data,  # a JIT config no runner agent can use: the VM stays ACTIVE
         )
         return str(server.id)
 
@@ -128,6 +140,13 @@ def bench_openstack(ctx: BenchContext, pid: int) -> dict[str, float]:
         results["cloud_layer_list_s"] = page
         results["listed"] = count
         results["rss_mib_with_servers"] = rss_mib(pid)
+        # What a reconcile reports as api_calls.openstack_list_bytes, per server, as a member and as an admin
+        # (whose listing carries every server's user data).
+        for who, cloud in (("member", ctx.env["OS_CLOUD"]), ("admin", "sandbox-admin")):
+            client = CloudClient.connect(CloudOptions(cloud=cloud))
+            client.list_servers("bench")
+            results[f"list_bytes_per_server_{who}"] = client.list_bytes / ctx.servers
+            client.close()
 
         started = time.perf_counter()
         results["delete_total_s"] = timed(lambda: list(pool.map(conn().compute.delete_server, ids)))[0]

@@ -203,6 +203,22 @@ def test_delete_server_deleted_then_not_found(sandbox: SandboxHandle, cloud: Clo
     assert cloud.delete_server(str(uuid.uuid4())) == "not_found"
 
 
+def test_a_server_being_deleted_is_not_listed(
+    sandbox: SandboxHandle, cloud: CloudClient, servers: Servers, ids: dict[str, str]
+) -> None:
+    """Nova lists it with task_state deleting, then as DELETED: it is going, so not one of ours to act on."""
+    kept, going = servers.create(), servers.create()
+    wait_for(lambda: {vm.status for vm in cloud.list_servers(ids["controller"])} == {"ACTIVE"}, "both ACTIVE")
+    sandbox.set_config({"openstack.delete_delay": 1.0, "openstack.deleted_linger": 1.0})
+    assert cloud.delete_server(going) == "deleted"
+    servers.created.remove(going)
+    seen: set[tuple[str, t.Any]] = set()
+    while (state := next((s for s in sandbox.state()["openstack"]["servers"] if s["id"] == going), None)) is not None:
+        seen.add((state["status"], state["task_state"]))
+        assert [vm.id for vm in cloud.list_servers(ids["controller"])] == [kept]
+    assert ("ACTIVE", "deleting") in seen or ("DELETED", None) in seen
+
+
 def test_error_server_shows_novas_fault_message(
     sandbox: SandboxHandle, cloud: CloudClient, servers: Servers, ids: dict[str, str]
 ) -> None:

@@ -24,6 +24,7 @@ from ansible_collections.selfhosted.github_runners.plugins.module_utils._reconci
     Reconciler,
 )
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._report import ReconcileReport
+from tests.integration.conftest import Backend
 
 ROOT = pathlib.Path(__file__).resolve().parents[3]
 BIN = pathlib.Path(sys.executable).parent
@@ -43,7 +44,10 @@ def mutating(counters: t.Iterable[t.Mapping[str, t.Any]]) -> list[dict[str, t.An
 
 
 def pool_dict(sandbox: t.Any, **overrides: t.Any) -> dict[str, t.Any]:
-    """A pool spec (module option shape) with a fresh name, so tests do not see each other's runners."""
+    """A pool spec (module option shape) with a fresh name, so tests do not see each other's runners.
+
+    `sandbox` is the sandbox handle or a `Backend`, whose flavor, image and networks it then uses.
+    """
     spec: dict[str, t.Any] = {
         "name": next(_pool_names),
         "repository": sandbox.env["GITHUB_REPOSITORY"],
@@ -59,6 +63,7 @@ def pool_dict(sandbox: t.Any, **overrides: t.Any) -> dict[str, t.Any]:
         "registration_grace": 2,
         "max_lifetime": "1h",
     }
+    spec.update(getattr(sandbox, "pool_defaults", {}))
     spec.update(overrides)
     return spec
 
@@ -70,6 +75,7 @@ class Core:
     sandbox: t.Any
     lock_dir: pathlib.Path
     controller_id: str = "it"
+    backend: Backend | None = None  # the cloud; None = the sandbox's
 
     def github(self, timeout: float = 5.0, **kwargs: t.Any) -> GithubClient:
         env = self.sandbox.env
@@ -77,13 +83,15 @@ class Core:
             GithubAuth(token=env["GITHUB_TOKEN"]), api_url=env["GITHUB_API_URL"], timeout=timeout, **kwargs
         )
 
-    def cloud(self, timeout: float = 5.0) -> CloudClient:
-        return CloudClient.connect(CloudOptions(cloud=self.sandbox.env["OS_CLOUD"], api_timeout=timeout))
+    def cloud(self, timeout: float = 5.0, cloud: str | None = None) -> CloudClient:
+        """A client of the backend's cloud (or of the clouds.yaml entry `cloud`, e.g. its admin)."""
+        cloud = cloud or (self.backend.cloud if self.backend is not None else self.sandbox.env["OS_CLOUD"])
+        return CloudClient.connect(CloudOptions(cloud=cloud, api_timeout=timeout))
 
-    def reconciler(self, **github_kwargs: t.Any) -> Reconciler:
+    def reconciler(self, cloud: str | None = None, **github_kwargs: t.Any) -> Reconciler:
         return Reconciler(
             self.github(**github_kwargs),
-            self.cloud(),
+            self.cloud(cloud=cloud),
             lambda key: FileLock(str(self.lock_dir / f"{key}.lock"), timeout=60),
         )
 
@@ -96,8 +104,10 @@ class Core:
 
     # Sandbox views ------------------------------------------------------------
     def servers(self, pool: str) -> list[dict[str, t.Any]]:
-        state = self.sandbox.control.get("/state")
         tag = f"ghr-pool={pool}"
+        if self.backend is not None:
+            return self.backend.servers(tag)
+        state = self.sandbox.control.get("/state")
         return [s for s in state["openstack"]["servers"] if tag in s.get("tags", []) and s.get("status") != "DELETED"]
 
     def runners(self, pool: str) -> list[dict[str, t.Any]]:
@@ -135,9 +145,10 @@ def _openstack_env(sandbox: t.Any) -> t.Iterator[None]:
 
 
 @pytest.fixture
-def core(sandbox: t.Any, tmp_path: pathlib.Path) -> Core:
+def core(sandbox: t.Any, tmp_path: pathlib.Path, backend: Backend) -> Core:
+    """The core on the test's backend (the sandbox unless the test runs on `both_backends`)."""
     sandbox.clear_faults()
-    return Core(sandbox, tmp_path / "locks")
+    return Core(sandbox, tmp_path / "locks", backend=backend)
 
 
 @dataclasses.dataclass
@@ -153,10 +164,12 @@ class Ansible:
 
     sandbox: t.Any
     workdir: pathlib.Path
+    backend: Backend | None = None  # the cloud; None = the sandbox's
 
     def env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("ANSIBLE_", "GITHUB_", "OS_"))}
-        env.update({k: v for k, v in self.sandbox.env.items() if k != "MONGODB_URI"})
+        values = self.backend.env if self.backend is not None else self.sandbox.env
+        env.update({k: v for k, v in values.items() if k != "MONGODB_URI"})
         env.update(
             {
                 "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
@@ -180,6 +193,7 @@ class Ansible:
         diff: bool = False,
         verbosity: int = 0,
         expect_failure: bool = False,
+        log: pathlib.Path | None = None,
     ) -> PlaybookRun:
         result_file = self.workdir / "result.json"
         result_file.unlink(missing_ok=True)
@@ -222,7 +236,8 @@ class Ansible:
             cmd.append("--diff")
         if verbosity:
             cmd.append("-" + "v" * verbosity)
-        proc = subprocess.run(cmd, env=self.env(), capture_output=True, text=True, timeout=300, check=False)
+        env = self.env() | ({"ANSIBLE_LOG_PATH": str(log)} if log is not None else {})
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300, check=False)
         output = proc.stdout + proc.stderr
         assert result_file.exists(), output
         result = json.loads(result_file.read_text())
@@ -232,7 +247,8 @@ class Ansible:
 
 
 @pytest.fixture
-def ansible(sandbox: t.Any, tmp_path: pathlib.Path) -> Ansible:
+def ansible(sandbox: t.Any, tmp_path: pathlib.Path, backend: Backend) -> Ansible:
+    """ansible-playbook on the test's backend (the sandbox unless the test runs on `both_backends`)."""
     sandbox.clear_faults()
     (tmp_path / "locks").mkdir()
-    return Ansible(sandbox, tmp_path)
+    return Ansible(sandbox, tmp_path, backend=backend)

@@ -1,10 +1,18 @@
-"""The modules run by ansible-playbook against the sandbox: idempotency, check mode, diff, secrets."""
+"""The modules run by ansible-playbook: idempotency, check mode, diff, secrets.
+
+Scenarios on `both_backends` run against the sandbox and against real Nova.
+"""
 
 from __future__ import annotations
 
+import json
 import pathlib
 import typing as t
 
+import pytest
+
+from ansible_collections.selfhosted.github_runners.plugins.module_utils._reconcile import ReconcileOptions
+from tests.integration.conftest import Backend, both_backends
 from tests.integration.reconcile.conftest import Ansible, Core, mutating, pool_dict
 
 
@@ -12,26 +20,30 @@ def pool_args(sandbox: t.Any, pool: dict[str, t.Any], **extra: t.Any) -> dict[st
     return {"controller_id": "it", "pools": [pool], **extra}
 
 
-def test_pool_created_then_idempotent(sandbox: t.Any, ansible: Ansible, core: Core) -> None:
-    pool = pool_dict(sandbox, min_idle=3)
+@both_backends
+def test_pool_created_then_idempotent(sandbox: t.Any, backend: Backend, ansible: Ansible, core: Core) -> None:
+    pool = pool_dict(backend, min_idle=3)
     first = ansible.run("github_runner_pool", pool_args(sandbox, pool, wait=True, wait_timeout=60)).result
     assert first["changed"] is True
     assert len(first["pools"][0]["created"]) == 3
     assert first["idle"] == {pool["name"]: 3}  # wait: the module returned once they were online
 
-    sandbox.reset_counters()
+    backend.reset_counters()
     second = ansible.run("github_runner_pool", pool_args(sandbox, pool)).result
     assert second["changed"] is False
     assert second["pools"][0]["states"]["idle"] == 3
-    assert mutating(sandbox.counters()) == []
+    assert mutating(backend.counters()) == []
     ansible.run("github_runner_pool", pool_args(sandbox, pool, state="absent"))
 
 
-def test_check_mode_predicts_the_real_run_and_mutates_nothing(sandbox: t.Any, ansible: Ansible) -> None:
-    pool = pool_dict(sandbox, min_idle=2)
-    sandbox.reset_counters()
+@both_backends
+def test_check_mode_predicts_the_real_run_and_mutates_nothing(
+    sandbox: t.Any, backend: Backend, ansible: Ansible
+) -> None:
+    pool = pool_dict(backend, min_idle=2)
+    backend.reset_counters()
     checked = ansible.run("github_runner_pool", pool_args(sandbox, pool), check=True, diff=True)
-    assert mutating(sandbox.counters()) == []
+    assert mutating(backend.counters()) == []
     assert checked.result["changed"] is True
     plan = checked.result["pools"][0]["plan"]
     assert plan["create"] == 2
@@ -52,16 +64,47 @@ def test_invalid_pool_names_the_field(sandbox: t.Any, ansible: Ansible) -> None:
     assert "min_idle" in run.result["msg"] or "max_runners" in run.result["msg"]
 
 
-def test_no_secret_in_results_or_verbose_output(sandbox: t.Any, ansible: Ansible, core: Core) -> None:
-    pool = pool_dict(sandbox, min_idle=1)
-    run = ansible.run("github_runner_pool", pool_args(sandbox, pool), verbosity=3, diff=True)
-    info = ansible.run("github_runner_pool_info", pool_args(sandbox, pool), verbosity=3)
-    secrets = [sandbox.env["GITHUB_TOKEN"], *sandbox.control.get("/jit-configs")["jit_configs"]]
-    assert len(secrets) >= 2
-    text = run.output + info.output + repr(run.result) + repr(info.result)
-    for secret in secrets:
+@both_backends
+def test_no_secret_in_results_or_verbose_output(sandbox: t.Any, backend: Backend, ansible: Ansible, core: Core) -> None:
+    """With admin credentials every listing carries each server's user data, i.e. its JIT config."""
+    pool = pool_dict(backend, min_idle=2)
+    admin = {"cloud": backend.admin_cloud}
+    log = ansible.workdir / "ansible.log"
+    runs = [ansible.run("github_runner_pool", pool_args(sandbox, pool, **admin), verbosity=3, diff=True, log=log)]
+    core.wait_idle(pool["name"], 2)
+    user_data = [s["OS-EXT-SRV-ATTR:user_data"] for s in backend.admin_servers(f"ghr-pool={pool['name']}")]
+    assert len(user_data) == 2 and all(user_data)
+    runs.append(ansible.run("github_runner_pool_info", pool_args(sandbox, pool, **admin), verbosity=3, log=log))
+    runs.append(ansible.run("github_runner_pool", pool_args(sandbox, pool, **admin), verbosity=3, diff=True, log=log))
+    absent = pool_args(sandbox, pool, state="absent", force=True, **admin)
+    runs.append(ansible.run("github_runner_pool", absent, verbosity=3, diff=True, check=True, log=log))
+    runs.append(ansible.run("github_runner_pool", absent, verbosity=3, diff=True, log=log))
+    jit_configs = sandbox.control.get("/jit-configs")["jit_configs"]
+    assert len(jit_configs) >= 2
+    text = "".join(r.output + json.dumps(r.result) for r in runs) + log.read_text()
+    assert "OS-EXT-SRV-ATTR" not in text
+    for secret in [sandbox.env["GITHUB_TOKEN"], *jit_configs]:
         assert secret not in text
-    ansible.run("github_runner_pool", pool_args(sandbox, pool, state="absent", force=True))
+    for encoded in user_data:
+        assert encoded[:64] not in text and encoded[-64:] not in text
+    # The admin listing did carry the user data: the run reports it in its listing bytes.
+    assert runs[2].result["api_calls"]["openstack_list_bytes"] > sum(len(u) for u in user_data)
+
+
+@both_backends
+def test_admin_listings_carry_the_user_data_in_their_bytes(backend: Backend, core: Core) -> None:
+    """The listing's bytes, as the results report them, with member and with admin credentials."""
+    pool = pool_dict(backend, min_idle=3)
+    core.reconcile([pool])
+    core.wait_idle(pool["name"], 3)
+    member = core.reconcile([pool])
+    admin = core.reconciler(cloud=backend.admin_cloud).run([core.spec(pool)], ReconcileOptions(core.controller_id))
+    assert not member.changed and not admin.changed
+    user_data = sum(len(s["OS-EXT-SRV-ATTR:user_data"]) for s in backend.admin_servers(f"ghr-pool={pool['name']}"))
+    assert user_data > 0
+    # Other tests' servers may be listed too (the controller's tag): at least the pool's user data more.
+    assert admin.api_calls["openstack_list_bytes"] >= member.api_calls["openstack_list_bytes"] + user_data
+    core.reconcile([pool], mode="absent", force=True)
 
 
 def test_app_auth_from_environment(sandbox: t.Any, ansible: Ansible) -> None:
@@ -82,28 +125,30 @@ def test_app_auth_from_environment(sandbox: t.Any, ansible: Ansible) -> None:
     ansible.run("github_runner_pool", {**args, "state": "absent", "force": True})
 
 
-def test_pool_info_shows_joined_view(sandbox: t.Any, ansible: Ansible, core: Core) -> None:
-    pool = pool_dict(sandbox, min_idle=2)
+@both_backends
+def test_pool_info_shows_joined_view(sandbox: t.Any, backend: Backend, ansible: Ansible, core: Core) -> None:
+    pool = pool_dict(backend, min_idle=2, networks=["auto"])
     ansible.run("github_runner_pool", pool_args(sandbox, pool))
     core.wait_idle(pool["name"], 2)
-    sandbox.reset_counters()
+    backend.reset_counters()
     info = ansible.run("github_runner_pool_info", pool_args(sandbox, pool)).result
     assert info["changed"] is False
-    assert mutating(sandbox.counters()) == []
+    assert mutating(backend.counters()) == []
     runners = info["pools"][0]["runners"]
     assert [r["state"] for r in runners] == ["idle", "idle"]
     assert all(r["vm_status"] == "ACTIVE" and r["github_status"] == "online" for r in runners)
     ansible.run("github_runner_pool", pool_args(sandbox, pool, state="absent"))
 
 
-def test_runner_vm_present_and_absent_are_idempotent(sandbox: t.Any, ansible: Ansible, core: Core) -> None:
-    pool = pool_dict(sandbox)
+@both_backends
+def test_runner_vm_present_and_absent_are_idempotent(backend: Backend, ansible: Ansible, core: Core) -> None:
+    pool = pool_dict(backend, networks=["none"], security_groups=[])
     name = f"it-{pool['name']}-00000000beef"
     args = {"controller_id": "it", "name": name, "pool": pool}
-    sandbox.reset_counters()
+    backend.reset_counters()
     checked = ansible.run("openstack_runner_vm", args, check=True, diff=True).result
     assert checked["changed"] is True
-    assert mutating(sandbox.counters()) == []
+    assert mutating(backend.counters()) == []
     assert core.servers(pool["name"]) == []
     assert ansible.run("openstack_runner_vm", args).result["changed"] is True
     assert ansible.run("openstack_runner_vm", args).result["changed"] is False
@@ -115,8 +160,9 @@ def test_runner_vm_present_and_absent_are_idempotent(sandbox: t.Any, ansible: An
     assert core.runners(pool["name"]) == []
 
 
-def test_runner_vm_respects_max_runners(sandbox: t.Any, ansible: Ansible, core: Core) -> None:
-    pool = pool_dict(sandbox, max_runners=1)
+@both_backends
+def test_runner_vm_respects_max_runners(backend: Backend, ansible: Ansible, core: Core) -> None:
+    pool = pool_dict(backend, max_runners=1)
     first = {"controller_id": "it", "name": f"it-{pool['name']}-00000000aaaa", "pool": pool}
     second = {**first, "name": f"it-{pool['name']}-00000000bbbb"}
     assert ansible.run("openstack_runner_vm", first).result["changed"] is True
@@ -134,6 +180,7 @@ def test_runner_vm_rejects_a_name_the_pool_would_not_own(sandbox: t.Any, ansible
     assert "name" in run.result["msg"]
 
 
+@pytest.mark.sandbox_only("openstack.cloud's server_info looks images and networks up in Glance and Neutron")
 def test_openstack_cloud_server_info_lists_runner_vms(sandbox: t.Any, ansible: Ansible) -> None:
     pool = pool_dict(sandbox, min_idle=2)
     ansible.run("github_runner_pool", pool_args(sandbox, pool))

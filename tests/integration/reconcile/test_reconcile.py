@@ -1,14 +1,23 @@
-"""Reconcile against the sandbox with the real clients: jobs, safety invariants, faults, API budget."""
+"""Reconcile with the real clients: jobs, safety invariants, faults, API budget.
+
+Scenarios on `both_backends` run against the sandbox and against real Nova; the others
+against the sandbox (those marked `sandbox_only` need its fault injection).
+"""
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 import typing as t
 
 import pytest
 
+from ansible_collections.selfhosted.github_runners.plugins.module_utils._report import ReconcileReport
+from tests.integration.conftest import Backend, both_backends
 from tests.integration.reconcile.conftest import Core, mutating, pool_dict
+
+QUOTA_FAULT = re.compile(r"Quota exceeded for instances: Requested 1, but already used (\d+) of \1 instances")
 
 
 def served(sandbox: t.Any, repository: str) -> list[dict[str, t.Any]]:
@@ -24,21 +33,40 @@ def assert_no_busy_runner_killed(sandbox: t.Any) -> None:
 
 def reconcile_until(
     core: Core, pool: dict[str, t.Any], done: t.Callable[[], bool], rounds: int = 40, **options: t.Any
-) -> int:
-    """Reconcile repeatedly (as a schedule would) until `done`; checks max_runners after every round."""
-    for round_ in range(1, rounds + 1):
+) -> list[ReconcileReport]:
+    """Reconcile repeatedly (as a schedule would) until `done`; checks max_runners after every round.
+
+    Returns every round's report: which round did something depends on timing, so callers
+    count over all of them.
+    """
+    reports = []
+    for _round in range(rounds):
         report = core.reconcile([pool], **options)
+        reports.append(report)
         assert report.errors == []
         assert len(core.servers(pool["name"])) <= pool["max_runners"]
         if done():
-            return round_
+            return reports
         time.sleep(0.3)
     raise AssertionError(f"not done after {rounds} reconciles")
 
 
-def test_jobs_are_served_within_max_runners_and_pool_empties(sandbox: t.Any, core: Core) -> None:
+def deleted(reports: t.Iterable[ReconcileReport], reason: str | None = None) -> list[str]:
+    """The runners the reports' executions deleted (for one reason, or all), over every round."""
+    return [
+        name
+        for report in reports
+        for pool in report.pools
+        for why, names in pool.execution.deleted.items()
+        if reason in (None, why)
+        for name in names
+    ]
+
+
+@both_backends
+def test_jobs_are_served_within_max_runners_and_pool_empties(sandbox: t.Any, backend: Backend, core: Core) -> None:
     label = "jobs5"
-    pool = pool_dict(sandbox, labels=["self-hosted", label], min_idle=1, max_runners=3)
+    pool = pool_dict(backend, labels=["self-hosted", label], min_idle=1, max_runners=3)
     core.reconcile([pool])
     core.wait_idle(pool["name"], 1)
     repo = sandbox.env["GITHUB_REPOSITORY"]
@@ -49,26 +77,26 @@ def test_jobs_are_served_within_max_runners_and_pool_empties(sandbox: t.Any, cor
         jobs = [j for j in served(sandbox, repo) if j["id"] not in before]
         return len(jobs) == 5 and all(j["status"] == "completed" for j in jobs)
 
-    reconcile_until(core, pool | {"min_idle": 3}, all_done)
-    # Reconciles delete every VM whose job finished; what remains is booting or serving.
-    finished: list[str] = []
+    reports = reconcile_until(core, pool | {"min_idle": 3}, all_done)
 
+    # Reconciles delete every VM whose job finished; what remains is booting or serving.
     def only_live_vms_left() -> bool:
-        report = core.reconcile([pool])
-        finished.extend(report.pools[0].execution.deleted.get("finished", []))
+        reports.append(core.reconcile([pool]))
         return all(s["status"] in ("BUILD", "ACTIVE") for s in core.servers(pool["name"]))
 
     core.wait_for("finished VMs deleted", only_live_vms_left)
-    assert finished, "no VM was deleted as finished"
+    # 5 jobs on at most 3 VMs at once: VMs that served a job were deleted, in whichever round.
+    assert deleted(reports, "finished"), "no VM was deleted as finished"
 
     core.reconcile([pool], mode="absent")
     core.wait_for("pool empty", lambda: core.servers(pool["name"]) == [] and core.runners(pool["name"]) == [])
     assert_no_busy_runner_killed(sandbox)
 
 
-def test_busy_runners_survive_scale_down_absent_and_flush(sandbox: t.Any, core: Core) -> None:
+@both_backends
+def test_busy_runners_survive_scale_down_absent_and_flush(sandbox: t.Any, backend: Backend, core: Core) -> None:
     label = "busykeep"
-    pool = pool_dict(sandbox, labels=["self-hosted", label], min_idle=2, max_runners=4)
+    pool = pool_dict(backend, labels=["self-hosted", label], min_idle=2, max_runners=4)
     core.reconcile([pool])
     core.wait_idle(pool["name"], 2)
     repo = sandbox.env["GITHUB_REPOSITORY"]
@@ -93,8 +121,9 @@ def test_busy_runners_survive_scale_down_absent_and_flush(sandbox: t.Any, core: 
     assert_no_busy_runner_killed(sandbox)
 
 
-def test_two_concurrent_reconciles_never_exceed_max_runners(sandbox: t.Any, core: Core) -> None:
-    pool = pool_dict(sandbox, min_idle=3, max_runners=3)
+@both_backends
+def test_two_concurrent_reconciles_never_exceed_max_runners(backend: Backend, core: Core) -> None:
+    pool = pool_dict(backend, min_idle=3, max_runners=3)
     errors: list[BaseException] = []
 
     def run() -> None:
@@ -114,6 +143,7 @@ def test_two_concurrent_reconciles_never_exceed_max_runners(sandbox: t.Any, core
     core.reconcile([pool], mode="absent", force=True)
 
 
+@pytest.mark.sandbox_only("100 VMs: a scale the sandbox's compute host serves in seconds")
 def test_steady_state_with_100_runners_lists_once(sandbox: t.Any, core: Core) -> None:
     pool = pool_dict(sandbox, min_idle=100, max_runners=100, create_concurrency=16)
     core.reconcile([pool])
@@ -132,21 +162,52 @@ def test_steady_state_with_100_runners_lists_once(sandbox: t.Any, core: Core) ->
     core.reconcile([pool], mode="absent", force=True)
 
 
+@pytest.mark.sandbox_only("fault injection: a build that fails, a runner that never connects")
 @pytest.mark.parametrize("fault", ["server_error", "runner_never_online"])
 def test_failed_runners_are_replaced_without_leaks(sandbox: t.Any, core: Core, fault: str) -> None:
     pool = pool_dict(sandbox, min_idle=2, bootstrap_timeout=1.5)
     sandbox.add_fault(kind=fault, count=1)
-    core.reconcile([pool])
+    reports = [core.reconcile([pool])]
     time.sleep(2.0)  # past bootstrap_timeout
-    healed = core.reconcile([pool])
-    deleted = healed.pools[0].execution.deleted
-    assert sum(len(v) for v in deleted.values()) == 1, deleted
-    core.wait_idle(pool["name"], 2)
-    assert len(core.servers(pool["name"])) == 2
+
+    def healed() -> bool:
+        idle = sum(1 for r in core.runners(pool["name"]) if r["status"] == "online" and not r["busy"])
+        return idle == 2 and len(core.servers(pool["name"])) == 2
+
+    reports += reconcile_until(core, pool, healed)
+    assert len(deleted(reports)) == 1, [r.pools[0].execution.deleted for r in reports]
     assert len(core.runners(pool["name"])) == 2
     core.reconcile([pool], mode="absent", force=True)
 
 
+@both_backends
+@pytest.mark.parametrize("how", ["no_valid_host", "reset_state"])
+def test_error_vms_are_reaped_and_replaced(sandbox: t.Any, backend: Backend, core: Core, how: str) -> None:
+    """ERROR by the cloud's own means: a flavor no host can take, or an admin's os-resetState."""
+    if how == "no_valid_host":
+        pool = pool_dict(backend, min_idle=1, flavor="m1.unschedulable")
+        core.reconcile([pool])
+        core.wait_for("the VM in ERROR", lambda: [s["status"] for s in core.servers(pool["name"])] == ["ERROR"])
+        [server] = core.servers(pool["name"])
+        assert server["fault"]["message"] == "No valid host was found. "
+    else:
+        pool = pool_dict(backend, min_idle=1)
+        core.reconcile([pool])
+        core.wait_idle(pool["name"], 1)
+        [server] = core.servers(pool["name"])
+        status, answer = backend.admin_action(server["id"], {"os-resetState": {"state": "error"}})
+        assert status == 202, answer
+        core.wait_for("the VM in ERROR", lambda: [s["status"] for s in core.servers(pool["name"])] == ["ERROR"])
+    reaped = core.reconcile([pool])
+    assert deleted([reaped]) == [server["name"]]
+    assert reaped.pools[0].plan.delete[0].reason.value == "failed"
+    assert len(reaped.pools[0].execution.created) == 1  # replaced in the same run
+    assert server["id"] not in {s["id"] for s in core.servers(pool["name"])}
+    core.reconcile([pool], mode="absent", force=True)
+    core.wait_for("pool empty", lambda: core.servers(pool["name"]) == [] and core.runners(pool["name"]) == [])
+
+
+@pytest.mark.sandbox_only("fault injection: a runner that stops talking to GitHub mid-job")
 def test_runner_lost_mid_job_is_replaced(sandbox: t.Any, core: Core) -> None:
     label = "lostjob"
     pool = pool_dict(sandbox, labels=["self-hosted", label], min_idle=1, offline_grace=0.5)
@@ -162,10 +223,10 @@ def test_runner_lost_mid_job_is_replaced(sandbox: t.Any, core: Core) -> None:
     core.wait_for("job failed", lambda: not any(r["busy"] for r in core.runners(pool["name"])))
     time.sleep(0.6)  # past offline_grace
     reports = [core.reconcile([pool])]
-    if not reports[0].pools[0].execution.deleted:
+    while not deleted(reports, "lost") and len(reports) < 20:  # whichever round sees it past the grace
+        time.sleep(0.3)
         reports.append(core.reconcile([pool]))
-    deleted = [name for r in reports for name in r.pools[0].execution.deleted.get("lost", [])]
-    assert len(deleted) == 1, [r.pools[0].plan for r in reports]
+    assert len(deleted(reports, "lost")) == 1, [r.pools[0].plan for r in reports]
     core.wait_idle(pool["name"], 1)  # the replacement comes online; no further reconcile needed
     assert len(core.servers(pool["name"])) == 1
     assert len(core.runners(pool["name"])) == 1
@@ -173,8 +234,9 @@ def test_runner_lost_mid_job_is_replaced(sandbox: t.Any, core: Core) -> None:
     core.reconcile([pool], mode="absent", force=True)
 
 
-def test_orphans_on_both_sides_are_cleaned(sandbox: t.Any, core: Core) -> None:
-    pool = pool_dict(sandbox, min_idle=2, registration_grace=0.5)
+@both_backends
+def test_orphans_on_both_sides_are_cleaned(backend: Backend, core: Core) -> None:
+    pool = pool_dict(backend, min_idle=2, registration_grace=0.5)
     core.reconcile([pool])
     core.wait_idle(pool["name"], 2)
     runners = core.runners(pool["name"])
@@ -187,8 +249,8 @@ def test_orphans_on_both_sides_are_cleaned(sandbox: t.Any, core: Core) -> None:
     assert github.delete_runner(spec.scope, runners[1]["id"]) == "deleted"
     time.sleep(0.7)  # past registration_grace
     report = core.reconcile([pool])  # one reconcile cleans both sides and replaces them
-    deleted = report.pools[0].execution.deleted
-    assert sorted(deleted) == ["finished", "orphan"], deleted
+    by_reason = report.pools[0].execution.deleted
+    assert sorted(by_reason) == ["finished", "orphan"], by_reason
     assert len(report.pools[0].execution.created) == 2
     core.wait_idle(pool["name"], 2)
     names = sorted(r["name"] for r in core.runners(pool["name"]))
@@ -196,6 +258,7 @@ def test_orphans_on_both_sides_are_cleaned(sandbox: t.Any, core: Core) -> None:
     core.reconcile([pool], mode="absent", force=True)
 
 
+@pytest.mark.sandbox_only("fault injection: Nova answers 500 to a create")
 def test_nova_500_on_create_leaves_no_runner_record(sandbox: t.Any, core: Core) -> None:
     pool = pool_dict(sandbox, min_idle=1, creation_backoff=0)  # retry at once (test_failing_cloud: the backoff)
     sandbox.add_fault(kind="status", service="nova", method="POST", route="/servers", status=500, count=1)
@@ -208,6 +271,52 @@ def test_nova_500_on_create_leaves_no_runner_record(sandbox: t.Any, core: Core) 
     core.reconcile([pool], mode="absent", force=True)
 
 
+@both_backends
+def test_over_quota_gives_clear_error_without_retry_storm(backend: Backend, core: Core) -> None:
+    """The project's instance quota set by the cloud's means (Nova's quota API on real Nova)."""
+    pool = pool_dict(backend, min_idle=4, create_concurrency=1)
+    backend.set_instance_quota(backend.instances_in_use())  # no room for one more
+    backend.reset_counters()
+    report = core.reconcile([pool])
+    assert len(report.errors) == 1 and "Quota exceeded for instances" in report.errors[0]
+    assert backend.calls("nova", "POST", "/servers") == 1
+    assert core.runners(pool["name"]) == []
+    assert core.servers(pool["name"]) == []
+
+
+@both_backends
+def test_concurrent_creates_over_quota_end_in_error_with_the_quota_fault(
+    sandbox: t.Any, backend: Backend, core: Core
+) -> None:
+    """Nova admits concurrent creates past its quota check (202) and puts the racing ones into ERROR."""
+    pool = pool_dict(backend, min_idle=5, max_runners=5, create_concurrency=5)
+    room = 2
+    backend.set_instance_quota(backend.instances_in_use() + room)
+    if backend.name == "sandbox":
+        sandbox.set_config({"openstack.schedule_delay": 2.0})  # the five POSTs surely race
+    report = core.reconcile([pool])
+    admitted = len(report.pools[0].execution.created)
+    refused = [e for e in report.errors if "Quota exceeded" in e]
+    assert admitted + len(refused) == 5 and admitted >= 1, report.errors
+
+    def settled() -> bool:
+        return all(s["status"] != "BUILD" for s in core.servers(pool["name"]))
+
+    core.wait_for("builds settled", settled)
+    servers = core.servers(pool["name"])
+    errored = [s for s in servers if s["status"] == "ERROR"]
+    assert len(servers) - len(errored) <= room
+    assert errored, "no create raced past the quota check"  # 5 concurrent creates, room for 2
+    for server in errored:
+        assert QUOTA_FAULT.fullmatch(server["fault"]["message"]), server["fault"]
+        assert server["fault"]["code"] == 413
+    if backend.name == "sandbox":
+        sandbox.reset_config()
+    core.reconcile([pool], mode="absent", force=True)
+    core.wait_for("pool empty", lambda: core.servers(pool["name"]) == [] and core.runners(pool["name"]) == [])
+
+
+@pytest.mark.sandbox_only("fault injection: a 403 quota answer to any create")
 def test_quota_exceeded_gives_clear_error_without_retry_storm(sandbox: t.Any, core: Core) -> None:
     pool = pool_dict(sandbox, min_idle=4, create_concurrency=1)
     sandbox.add_fault(kind="quota_exceeded", count=None)
@@ -221,6 +330,7 @@ def test_quota_exceeded_gives_clear_error_without_retry_storm(sandbox: t.Any, co
     core.reconcile([pool], mode="absent", force=True)
 
 
+@pytest.mark.sandbox_only("fault injection: GitHub answers 422 to a delete")
 def test_delete_404_and_422_are_told_apart(sandbox: t.Any, core: Core) -> None:
     pool = pool_dict(sandbox, min_idle=1)
     core.reconcile([pool])
@@ -240,6 +350,7 @@ def test_delete_404_and_422_are_told_apart(sandbox: t.Any, core: Core) -> None:
     assert core.servers(pool["name"]) == []
 
 
+@pytest.mark.sandbox_only("fault injection: a GitHub rate limit")
 def test_rate_limit_with_short_reset_waits_then_succeeds(sandbox: t.Any, core: Core) -> None:
     pool = pool_dict(sandbox, min_idle=1)
     reset = int(time.time()) + 2
@@ -258,6 +369,7 @@ def test_rate_limit_with_short_reset_waits_then_succeeds(sandbox: t.Any, core: C
     core.reconcile([pool], mode="absent", force=True)
 
 
+@pytest.mark.sandbox_only("fault injection: a GitHub API that hangs")
 def test_api_hang_fires_the_timeout(sandbox: t.Any, core: Core) -> None:
     from ansible_collections.selfhosted.github_runners.plugins.module_utils._errors import GithubError
 

@@ -143,15 +143,15 @@ def test_version_documents_need_no_token(conn: openstack.connection.Connection) 
     root = nova.rsplit("/v2.1", 1)[0]
     versions = requests.get(root + "/", timeout=5).json()["versions"]
     current = next(v for v in versions if v["id"] == "v2.1")
-    assert (current["min_version"], current["version"]) == ("2.1", "2.96")
+    assert (current["min_version"], current["version"]) == ("2.1", "2.104")
     assert requests.get(nova, timeout=5).json()["version"]["status"] == "CURRENT"
 
 
 # Microversions ---------------------------------------------------------------------------
 def test_microversion_negotiation(conn: openstack.connection.Connection, refs: Refs, cleanup: list[str]) -> None:
     data = conn.compute.get_endpoint_data()
-    assert (data.min_microversion, data.max_microversion) == ((2, 1), (2, 96))
-    assert os_utils.maximum_supported_microversion(conn.compute, "2.100") == "2.96"
+    assert (data.min_microversion, data.max_microversion) == ((2, 1), (2, 104))
+    assert os_utils.maximum_supported_microversion(conn.compute, "2.110") == "2.104"
 
     echoed = conn.compute.get("/servers", microversion="2.52")
     assert echoed.headers["OpenStack-API-Version"] == "compute 2.52"
@@ -276,9 +276,17 @@ def test_delete_shows_deleted_then_not_found(
     conn: openstack.connection.Connection, refs: Refs, cleanup: list[str], sandbox: SandboxHandle
 ) -> None:
     server = wait_active(conn, boot(conn, refs, cleanup, unique("del")))
-    sandbox.set_config(openstack__delete_delay=1.0)
+    sandbox.set_config(openstack__delete_delay=2.0, openstack__deleted_linger=2.0)
     conn.compute.delete_server(server)
-    assert conn.compute.get_server(server.id).status == "DELETED"
+    # As Nova: the status stays while the host deletes (task_state deleting), then DELETED, then 404.
+    deleting = conn.compute.get_server(server.id)
+    assert (deleting.status, deleting.task_state) == ("ACTIVE", "deleting")
+    with pytest.raises(os_exc.ConflictException, match="while it is in task_state deleting"):
+        os_exc.raise_from_response(conn.compute.post(f"/servers/{server.id}/action", json={"os-stop": None}))
+    deadline = time.monotonic() + 20
+    while conn.compute.get_server(server.id).status != "DELETED":
+        assert time.monotonic() < deadline, "never listed as DELETED"
+        time.sleep(0.05)
     assert server.id in {s.id for s in conn.compute.servers()}
     wait_gone(conn, server.id)
     with pytest.raises(os_exc.NotFoundException, match=f"Instance {server.id} could not be found."):
@@ -314,7 +322,7 @@ def test_quota_exceeded_is_forbidden_with_novas_message(
     limits = conn.compute.get_limits().absolute
     used = limits.instances_used
     sandbox.set_config(openstack__quota__instances=used + 1)
-    boot(conn, refs, cleanup, unique("quota"))
+    wait_active(conn, boot(conn, refs, cleanup, unique("quota")))  # in the cell: counted by the next POST
     with pytest.raises(os_exc.ForbiddenException) as raised:
         boot(conn, refs, cleanup, unique("quota"))
     expected = f"Quota exceeded for instances: Requested 1, but already used {used + 1} of {used + 1} instances"
@@ -344,7 +352,7 @@ def wait_gone(conn: openstack.connection.Connection, server_id: str) -> None:
 
 def wait_for_idle_host(sandbox: SandboxHandle) -> None:
     deadline = time.monotonic() + 30
-    while sandbox.state()["openstack"]["compute_host"] != {"running": 0, "waiting": 0}:
+    while any(sandbox.state()["openstack"]["compute_host"].values()):
         assert time.monotonic() < deadline, "compute host never went idle"
         time.sleep(0.05)
 
@@ -426,9 +434,16 @@ def test_builds_queue_on_the_compute_host(
     conn: openstack.connection.Connection, refs: Refs, cleanup: list[str], sandbox: SandboxHandle
 ) -> None:
     wait_for_idle_host(sandbox)
-    sandbox.set_config(openstack__compute_concurrency=1, openstack__boot_delay=1.0, openstack__delete_delay=0.0)
+    sandbox.set_config(
+        openstack__compute_concurrency=1, openstack__boot_delay=3.0, openstack__delete_delay=0.0,
+        openstack__schedule_delay=0.0,
+    )  # fmt: skip
     servers = [boot(conn, refs, cleanup, unique("queue")) for _attempt in range(3)]
-    assert sandbox.state()["openstack"]["compute_host"] == {"running": 1, "waiting": 2}
+    deadline = time.monotonic() + 10
+    while (host := sandbox.state()["openstack"]["compute_host"])["scheduling"]:
+        assert time.monotonic() < deadline, "never scheduled"
+        time.sleep(0.02)
+    assert host == {"scheduling": 0, "running": 1, "waiting": 2}
     statuses = [conn.compute.get_server(s.id).status for s in servers]
     assert statuses.count("BUILD") >= 2
 

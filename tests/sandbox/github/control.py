@@ -160,3 +160,31 @@ def register(sim: GithubSim, router: Router) -> None:
             return Response(200, {"jit_configs": list(sim.store.issued_jit_configs)})
 
     router.add("GET", "/jit-configs", get_jit_configs)
+
+    def post_cloud(req: Request) -> Response:
+        body = _body(req)
+        auth = body.get("auth")
+        name = body.get("name")
+        if not isinstance(name, str) or not name or not isinstance(auth, dict):
+            raise HttpError(400, "name (a string) and auth (auth_url, username, password, project_name) are required")
+        missing = sorted({"auth_url", "username", "password", "project_name"} - set(auth))
+        if missing:
+            raise HttpError(400, f"auth lacks {', '.join(missing)}")
+        try:
+            watcher = sim.watch_nova(name, auth, float(body.get("interval", 0.2)), body.get("tags"))
+        except (OSError, ValueError, KeyError, StopIteration) as exc:
+            raise HttpError(400, f"cannot log in to that cloud: {exc}") from None
+        return Response(201, watcher.public())
+
+    def get_clouds(req: Request) -> Response:
+        return Response(200, {"clouds": [w.public() for w in sim.watchers.values()]})
+
+    def delete_cloud(req: Request) -> Response:
+        if not sim.unwatch_nova(req.params["name"]):
+            raise HttpError(404, f"no cloud {req.params['name']}")
+        return Response(204)
+
+    # Real Nova clouds whose servers get runner agents (see nova_watch.py).
+    router.add("POST", "/clouds", post_cloud)
+    router.add("GET", "/clouds", get_clouds)
+    router.add("DELETE", "/clouds/{name}", delete_cloud)

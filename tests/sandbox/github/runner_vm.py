@@ -59,6 +59,7 @@ class Agent:
     state: str = "booting"  # booting, online, busy, exited, rejected, never_online, lost, gone
     runner: Runner | None = None
     reason: str | None = None
+    cloud: t.Any = None  # whose power_off(server_id) the script's power-off is; None = the sandbox's Nova
 
     def public(self) -> dict[str, t.Any]:
         return {
@@ -82,8 +83,8 @@ class RunnerAgents:
         self._next_poll = 0.0
 
     # Start-up -----------------------------------------------------------------------------
-    def on_server_active(self, server: dict[str, t.Any]) -> None:
-        """OpenStack hook (called under world.lock) when a server becomes ACTIVE."""
+    def on_server_active(self, server: dict[str, t.Any], cloud: t.Any = None) -> None:
+        """OpenStack hook (called under world.lock) when a server becomes ACTIVE (`cloud`: a real Nova's watcher)."""
         server_id, name = str(server["id"]), str(server.get("name", ""))
         if server_id in self.by_server:
             return  # a reboot: the runner process is already accounted for
@@ -91,10 +92,10 @@ class RunnerAgents:
         if encoded is None:
             self.world.events.add("runner_agent_skipped", server_id=server_id, name=name, reason=why)
             return
-        self.start(encoded, name, server_id)
+        self.start(encoded, name, server_id, cloud)
 
-    def start(self, jit_config: str, name: str, server_id: str | None = None) -> Agent:
-        agent = Agent(name, jit_config, server_id)
+    def start(self, jit_config: str, name: str, server_id: str | None = None, cloud: t.Any = None) -> Agent:
+        agent = Agent(name, jit_config, server_id, cloud=cloud)
         self.agents.append(agent)
         if server_id is not None:
             self.by_server[server_id] = agent
@@ -169,7 +170,7 @@ class RunnerAgents:
         if now < self._next_poll:
             return
         self._next_poll = now + float(self.world.config["runner.vm_poll_interval"])
-        live = [sid for sid, agent in self.by_server.items() if agent.state in _LIVE]
+        live = [sid for sid, agent in self.by_server.items() if agent.state in _LIVE and agent.cloud is None]
         if not live:
             return
         present = {str(s["id"]) for s in openstack.servers_snapshot() if s.get("status") != "DELETED"}
@@ -181,7 +182,7 @@ class RunnerAgents:
         agent.state = "exited" if agent.state not in ("rejected",) else agent.state
         if agent.server_id is None:
             return
-        openstack = self.world.services.get("openstack")
+        openstack = agent.cloud or self.world.services.get("openstack")
         if openstack is not None:
             try:
                 openstack.power_off(agent.server_id)

@@ -45,6 +45,7 @@ from tests.sandbox.github import control
 from tests.sandbox.github.api import API_PREFIX, GithubService
 from tests.sandbox.github.auth import Credentials, RateLimits
 from tests.sandbox.github.model import Org
+from tests.sandbox.github.nova_watch import NovaWatcher
 from tests.sandbox.github.runner_vm import RunnerAgents
 from tests.sandbox.github.shapes import Shapes
 from tests.sandbox.github.state import GithubState
@@ -101,6 +102,7 @@ class GithubSim:
         self.validated: collections.Counter[tuple[str, str, str, int]] = collections.Counter()
         self.violations: list[dict[str, t.Any]] = []
         self._openstack: t.Any = None
+        self.watchers: dict[str, NovaWatcher] = {}
         self._delete_hook = False
         world.services["github"] = self
         world.add_ticker(self.tick)
@@ -153,7 +155,25 @@ class GithubSim:
         control.register(self, router)
 
     def stop(self) -> None:
+        for name in list(self.watchers):
+            self.unwatch_nova(name)
         self.webhooks.stop()
+
+    # Real Nova clouds --------------------------------------------------------------------------
+    def watch_nova(self, name: str, auth: t.Mapping[str, str], interval: float, tags: str | None) -> NovaWatcher:
+        """Runner agents for the servers of a real Nova (replacing a watcher of the same name)."""
+        self.unwatch_nova(name)
+        watcher = NovaWatcher(self, name, auth, interval=interval, tags=tags)
+        watcher.start()
+        self.watchers[name] = watcher
+        return watcher
+
+    def unwatch_nova(self, name: str) -> bool:
+        watcher = self.watchers.pop(name, None)
+        if watcher is None:
+            return False
+        watcher.stop()
+        return True
 
     # Time ------------------------------------------------------------------------------------
     def tick(self, now: float) -> None:

@@ -26,6 +26,7 @@ if t.TYPE_CHECKING:
 
 CLOUD = "sandbox"
 APPCRED_CLOUD = "sandbox-appcred"
+ADMIN_CLOUD = "sandbox-admin"
 
 
 class OpenStackSim:
@@ -78,7 +79,7 @@ class OpenStackSim:
         with self.world.lock:
             return {
                 "servers": [s.snapshot() for s in self.compute.servers.values()],
-                "compute_host": self.compute.host.stats(),
+                "compute_host": self.compute.stats(),
                 "usage": self.compute.usage(),
                 "keypairs": sorted(self.compute.keypairs),
                 "images": [{"id": i["id"], "name": i["name"]} for i in self.images.images.values()],
@@ -91,7 +92,7 @@ class OpenStackSim:
 
     # Client configuration ------------------------------------------------------------
     def clouds(self) -> dict[str, t.Any]:
-        """The clouds.yaml content: one cloud with a password, one with an application credential."""
+        """The clouds.yaml content: the member with a password and with an application credential, the admin."""
         c = self.creds
         auth_url = self.identity.public_url
         common = {"region_name": REGION, "interface": "public", "identity_api_version": 3}
@@ -103,6 +104,18 @@ class OpenStackSim:
                         "auth_url": auth_url,
                         "username": c.username,
                         "password": c.password,
+                        "project_name": c.project_name,
+                        "user_domain_name": "Default",
+                        "project_domain_name": "Default",
+                    },
+                    **common,
+                },
+                ADMIN_CLOUD: {
+                    "auth_type": "password",
+                    "auth": {
+                        "auth_url": auth_url,
+                        "username": c.admin_username,
+                        "password": c.admin_password,
                         "project_name": c.project_name,
                         "user_domain_name": "Default",
                         "project_domain_name": "Default",

@@ -14,6 +14,9 @@ if t.TYPE_CHECKING:
     from tests.sandbox.world import World
 
 UNAUTHORIZED = "The request you have made requires authentication."
+_REASONS = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed",
+            409: "Conflict", 413: "Request Entity Too Large", 415: "Unsupported Media Type",
+            500: "Internal Server Error", 503: "Service Unavailable"}  # fmt: skip
 
 
 def new_id() -> str:
@@ -34,6 +37,13 @@ def last_arg(req: Request, name: str) -> str | None:
     """The last value of a repeated query parameter, as webob's `dict.update(req.GET)` keeps it."""
     values = req.query.get(name)
     return values[-1] if values else None
+
+
+def webob_html_error(status: int, message: str) -> Response:
+    """The HTML page webob answers with (Glance's errors, Nova's unknown paths)."""
+    title = f"{status} {_REASONS.get(status, 'Internal Server Error')}"
+    page = f"<html>\n <head>\n  <title>{title}</title>\n </head>\n <body>\n  <h1>{title}</h1>\n  {message}<br /><br />\n\n\n\n </body>\n</html>"
+    return Response(status, page.encode(), {"Content-Type": "text/html; charset=UTF-8"})
 
 
 def keystone_error(status: int, title: str, message: str) -> dict[str, t.Any]:

@@ -2,6 +2,23 @@
 
 HTTP shapes live in nova.py; this module raises `HttpError` with Nova's messages and
 the Nova service turns them into Nova's error bodies.
+
+A server's life, as Nova 34 runs it (checked against it with the fake virt driver):
+
+- POST checks the quota against the servers already in the cell database, then answers
+  202. For `openstack.schedule_delay` the server is only a build request (BUILD,
+  task_state scheduling) that no quota check counts. Then the conductor puts it in the
+  cell and rechecks the quota counting every server created so far, the racing ones
+  included: over quota, it goes to ERROR with the fault (code 413) "Quota exceeded for
+  instances: Requested 1, but already used Q of Q instances". So concurrent creates
+  past the quota all pass the POST and end in ERROR; only serial ones get the 403.
+- A flavor no host can take (`m1.unschedulable`) ends in ERROR with "No valid host was
+  found. " (Nova's text, trailing space) when it is scheduled. ERROR servers count
+  towards the quota until they are deleted.
+- Then the compute host builds it (BUILD -> ACTIVE, or ERROR with an injected fault).
+- DELETE keeps the status and sets task_state deleting while the host works on it; then
+  the server lists as DELETED for `openstack.deleted_linger` seconds, then is 404. A
+  server that never reached a host (ERROR at scheduling) is gone at once.
 """
 
 from __future__ import annotations
@@ -27,6 +44,8 @@ CONFIG_DEFAULTS: dict[str, t.Any] = {
     "openstack.boot_delay": 0.3,  # seconds a build occupies the compute host
     "openstack.delete_delay": 0.1,  # seconds a delete occupies it (the server shows DELETED meanwhile)
     "openstack.compute_concurrency": 8,  # builds + deletes the host runs at once; the rest queue
+    "openstack.schedule_delay": 0.05,  # seconds from POST until the server is in the cell (quota recheck)
+    "openstack.deleted_linger": 0.05,  # seconds a deleted server still lists as DELETED before 404
     "openstack.max_limit": 1000,  # Nova's [api] max_limit: page size cap of list calls
     "openstack.quota.instances": 200,
     "openstack.quota.cores": 400,
@@ -36,7 +55,7 @@ CONFIG_DEFAULTS: dict[str, t.Any] = {
 }
 AVAILABILITY_ZONE = "nova"
 MAX_TAGS = 50
-NO_VALID_HOST = "No valid host was found. There are not enough hosts available."
+NO_VALID_HOST = "No valid host was found. "  # sic: Nova's message for NoValidHost(reason="")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,6 +69,7 @@ class Flavor:
     swap: int = 0
     is_public: bool = True
     description: str | None = None
+    schedulable: bool = True  # False: asks for what no host has (NoValidHost)
 
 
 DEFAULT_FLAVORS = (
@@ -58,6 +78,8 @@ DEFAULT_FLAVORS = (
     Flavor("3", "m1.medium", 2, 4096, 40),
     Flavor("4", "m1.large", 4, 8192, 80),
     Flavor("5", "m1.xlarge", 8, 16384, 160),
+    # Its extra spec asks for a resource no compute node provides: every boot ends in NoValidHost.
+    Flavor("90", "m1.unschedulable", 1, 512, 1, schedulable=False),
 )
 
 
@@ -92,6 +114,13 @@ class Server:
     fail_message: str | None = None  # set by an injected server_error fault
     addresses: dict[str, list[dict[str, t.Any]]] = dataclasses.field(default_factory=dict)
     build_op: Operation | None = None
+    in_cell: bool = False  # past scheduling: counted by the quota check at POST
+    on_host: bool = False  # a compute host took it (a delete then needs the host)
+    reservation_id: str = dataclasses.field(default_factory=lambda: "r-" + secrets.token_hex(4))
+
+    @property
+    def deleting(self) -> bool:
+        return self.task_state == "deleting" or self.status == "DELETED"
 
     def record(self) -> dict[str, t.Any]:
         """What on_server_active subscribers get (includes the decoded user data)."""
@@ -102,6 +131,7 @@ class Server:
             "id": self.id,
             "name": self.name,
             "status": self.status,
+            "task_state": self.task_state,
             "flavor": self.flavor.name,
             "image_id": self.image_id,
             "networks": list(self.network_ids),
@@ -130,11 +160,13 @@ class Compute:
         self.keypairs: dict[str, dict[str, t.Any]] = {}
         self.servers: dict[str, Server] = {}  # creation order
         self.gone: dict[str, int] = {}  # deleted id -> seq, so a marker past a deleted server still pages
+        self._scheduling: list[tuple[float, Server]] = []  # (due, server), in creation order
+        self._lingering: list[tuple[float, Server]] = []  # (gone at, server) listed as DELETED until then
         self._seq = 0
         self.on_server_active: list[t.Callable[[dict[str, t.Any]], None]] = []
         self.on_server_deleted: list[t.Callable[[dict[str, t.Any]], None]] = []
         self.host = ComputeHost(lambda: int(world.config["openstack.compute_concurrency"]))
-        world.add_ticker(self.host.tick)
+        world.add_ticker(self.tick)
 
     # Look-ups ------------------------------------------------------------------------
     def server(self, server_id: str) -> Server:
@@ -153,16 +185,18 @@ class Compute:
     def quota(self, name: str) -> int:
         return int(self.world.config[f"openstack.quota.{name}"])
 
-    def usage(self) -> dict[str, int]:
-        servers = self.servers.values()
+    def usage(self, *, with_build_requests: bool = False) -> dict[str, int]:
+        """What the servers in the cell use (not yet deleted); with the build requests not yet scheduled too."""
+        servers = [s for s in self.servers.values() if s.status != "DELETED" and (s.in_cell or with_build_requests)]
         return {
-            "instances": len(self.servers),
+            "instances": len(servers),
             "cores": sum(s.flavor.vcpus for s in servers),
             "ram": sum(s.flavor.ram for s in servers),
         }
 
     # Create --------------------------------------------------------------------------
     def _check_quota(self, name: str, flavor: Flavor) -> None:
+        """The API's check: against the servers in the cell (build requests not yet scheduled are not counted)."""
         fault = self.world.faults.take("quota_exceeded", name=name)
         used = self.usage()
         if fault is not None:
@@ -172,16 +206,29 @@ class Compute:
                 or f"Quota exceeded for instances: Requested 1, but already used {used['instances']} of {used['instances']} instances",
                 headers={"Retry-After": "0"},
             )
-        requested = {"instances": 1, "cores": flavor.vcpus, "ram": flavor.ram}
-        overs = sorted(r for r, n in requested.items() if self.quota(r) >= 0 and used[r] + n > self.quota(r))
-        if overs:
-            joined = ", ".join(overs)
-            message = (
-                f"Quota exceeded for {joined}: Requested {', '.join(str(requested[r]) for r in overs)},"
-                f" but already used {', '.join(str(used[r]) for r in overs)}"
-                f" of {', '.join(str(self.quota(r)) for r in overs)} {joined}"
-            )
+        message = self._over_quota(flavor, used, recheck=False)
+        if message is not None:
             raise HttpError(403, message, headers={"Retry-After": "0"})
+
+    def _over_quota(self, flavor: Flavor, used: dict[str, int], *, recheck: bool) -> str | None:
+        """Nova's message when one more server of `flavor` is over quota, else None.
+
+        The recheck counts the new server in `used` already (delta 0) and, as Nova's does,
+        words the usage as the limit: "already used 3 of 3 instances".
+        """
+        requested = {"instances": 1, "cores": flavor.vcpus, "ram": flavor.ram}
+        overs = sorted(
+            r for r, n in requested.items() if self.quota(r) >= 0 and used[r] + (0 if recheck else n) > self.quota(r)
+        )
+        if not overs:
+            return None
+        joined = ", ".join(overs)
+        shown = {r: self.quota(r) if recheck else used[r] for r in overs}
+        return (
+            f"Quota exceeded for {joined}: Requested {', '.join(str(requested[r]) for r in overs)},"
+            f" but already used {', '.join(str(shown[r]) for r in overs)}"
+            f" of {', '.join(str(self.quota(r)) for r in overs)} {joined}"
+        )
 
     def _resolve_networks(self, requested: t.Any) -> tuple[list[str], list[str]]:
         """Network ids to plug and existing port ids to bind."""
@@ -306,18 +353,47 @@ class Compute:
         if fault is not None:
             server.fail_message = fault.message or NO_VALID_HOST
         self.servers[server.id] = server
+        self._scheduling.append((now + float(self.world.config["openstack.schedule_delay"]), server))
+        self.world.events.add("server_create", id=server.id, name=name)
+        return server
+
+    def stats(self) -> dict[str, int]:
+        """Work in progress: build requests not yet scheduled, and the host's running and waiting operations."""
+        return {"scheduling": len(self._scheduling), **self.host.stats()}
+
+    def tick(self, now: float) -> None:
+        while self._scheduling and self._scheduling[0][0] <= now:
+            due, server = self._scheduling.pop(0)
+            if self.servers.get(server.id) is server and not server.deleting:
+                self._schedule(server, due)
+        while self._lingering and self._lingering[0][0] <= now:
+            self._gone(self._lingering.pop(0)[1])
+        self.host.tick(now)
+
+    def _schedule(self, server: Server, ts: float) -> None:
+        """The conductor: into the cell, quota recheck, then a host (or NoValidHost)."""
+        server.in_cell = True
+        over = self._over_quota(server.flavor, self.usage(with_build_requests=True), recheck=True)
+        failure = over or (None if server.flavor.schedulable else NO_VALID_HOST)
+        if failure is not None:
+            server.updated = ts
+            server.status, server.vm_state, server.task_state = "ERROR", "error", None
+            server.fault = {"code": 413 if over else 500, "created": isotime(ts), "message": failure}
+            self.networks.release_device(server.id)
+            self.world.events.add("server_error", id=server.id, name=server.name, message=failure)
+            return
+        server.on_host = True
+        server.task_state = "spawning"
         server.build_op = Operation(
             "build",
             server.id,
             lambda: float(self.world.config["openstack.boot_delay"]),
-            lambda ts: self._built(server, ts),
+            lambda done: self._built(server, done),
         )
-        self.host.submit(server.build_op, now)
-        self.world.events.add("server_create", id=server.id, name=name)
-        return server
+        self.host.submit(server.build_op, ts)
 
     def _built(self, server: Server, ts: float) -> None:
-        if self.servers.get(server.id) is not server or server.status != "BUILD":
+        if self.servers.get(server.id) is not server or server.status != "BUILD" or server.deleting:
             return
         server.updated = ts
         server.task_state = None
@@ -353,7 +429,7 @@ class Compute:
 
     # Delete and power ----------------------------------------------------------------
     def delete(self, server: Server) -> None:
-        if server.status == "DELETED":
+        if server.deleting:
             return  # a second delete while the first runs is accepted and changes nothing
         github = self.world.services.get("github")
         lookup = getattr(github, "runner_busy", None)
@@ -361,31 +437,49 @@ class Compute:
         self.world.events.add("server_delete", id=server.id, name=server.name, status=server.status, runner_busy=busy)
         if server.build_op is not None:
             server.build_op.cancelled = True
-        server.status, server.task_state = "DELETED", "deleting"
         server.updated = self.world.now()
         self._notify(self.on_server_deleted, server, "on_server_deleted")  # the guest and its runner die now
+        if not server.on_host:
+            self._gone(server)  # never reached a host: nothing to tear down
+            return
+        server.task_state = "deleting"  # the status stays what it was until the host is done
         self.host.submit(
             Operation(
                 "delete",
                 server.id,
                 lambda: float(self.world.config["openstack.delete_delay"]),
-                lambda ts: self._deleted(server),
+                lambda ts: self._deleted(server, ts),
             ),
             server.updated,
         )
 
-    def _deleted(self, server: Server) -> None:
+    def _deleted(self, server: Server, ts: float) -> None:
+        """The host is done: DELETED in listings for a moment, then gone."""
+        if self.servers.get(server.id) is not server:
+            return
+        server.status, server.vm_state, server.task_state, server.power_state = "DELETED", "deleted", None, 0
+        server.updated = ts
+        self.networks.release_device(server.id)
+        self._lingering.append((ts + float(self.world.config["openstack.deleted_linger"]), server))
+
+    def _gone(self, server: Server) -> None:
         if self.servers.pop(server.id, None) is not None:
             self.gone[server.id] = server.seq
             self.networks.release_device(server.id)
 
     def power_off(self, server_id: str) -> None:
         server = self.servers.get(server_id)
-        if server is None or server.status != "ACTIVE":
+        if server is None or server.status != "ACTIVE" or server.task_state is not None:
             return
         server.status, server.vm_state, server.power_state = "SHUTOFF", "stopped", 4
         server.updated = self.world.now()
         self.world.events.add("server_power_off", id=server.id, name=server.name)
+
+    def reset_state(self, server: Server, state: str) -> None:
+        """os-resetState: the admin sets vm_state (and so the status); Nova records no fault."""
+        server.status, server.vm_state = ("ERROR", "error") if state == "error" else ("ACTIVE", "active")
+        server.task_state = None
+        server.updated = self.world.now()
 
     def power_on(self, server_id: str) -> None:
         server = self.server(server_id)

@@ -6,14 +6,13 @@ import hashlib
 import typing as t
 
 from tests.sandbox.httpserver import HttpError, Request, Response
-from tests.sandbox.openstack.common import OpenStackService, isotime, last_arg, new_id, parse_limit
+from tests.sandbox.openstack.common import OpenStackService, isotime, last_arg, new_id, parse_limit, webob_html_error
 
 if t.TYPE_CHECKING:
     from tests.sandbox.openstack.identity import Identity
     from tests.sandbox.world import World
 
 DEFAULT_IMAGES = ("ubuntu-24.04-runner", "ubuntu-22.04", "cirros-0.6.2")
-_TITLES = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 409: "Conflict"}
 _API_DEFAULT_LIMIT = 25  # glance-api limit_param_default
 _API_MAX_LIMIT = 1000  # glance-api api_limit_max
 
@@ -56,13 +55,6 @@ class Images:
         return self.images.get(image_id)
 
 
-def _html_error(status: int, message: str) -> Response:
-    # Glance answers errors with webob's HTML page.
-    title = f"{status} {_TITLES.get(status, 'Internal Server Error')}"
-    page = f"<html>\n <head>\n  <title>{title}</title>\n </head>\n <body>\n  <h1>{title}</h1>\n  {message}<br /><br />\n\n\n\n </body>\n</html>"
-    return Response(status, page.encode(), {"Content-Type": "text/html; charset=UTF-8"})
-
-
 def _matches(value: t.Any, wanted: str) -> bool:
     # Glance's "in:" operator: id=in:a,b or name=in:"x","y".
     if wanted.startswith("in:"):
@@ -84,7 +76,7 @@ class GlanceService(OpenStackService):
         r.add("GET", "/v2/images/{image_id}", self.show_image)
 
     def error_response(self, req: Request, status: int, message: str) -> Response:
-        return _html_error(status, message)
+        return webob_html_error(status, message)
 
     def _versions(self, req: Request) -> dict[str, t.Any]:
         href = f"{req.base_url}/v2/"

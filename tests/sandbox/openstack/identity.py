@@ -39,16 +39,21 @@ class Token:
     issued: float
     expires: float
     app_cred_id: str | None = None
+    admin: bool = False  # the project's admin user: Nova shows it OS-EXT-SRV-ATTR:* and admin actions
     audit_id: str = dataclasses.field(default_factory=lambda: secrets.token_urlsafe(16)[:22])
 
 
 @dataclasses.dataclass(frozen=True)
 class Credentials:
-    """The sandbox's only user, project and application credential."""
+    """The sandbox's project, its member user and application credential, and its admin user."""
 
     username: str = "runner-admin"
     password: str = "sandbox-password"
     user_id: str = "7f3e0b1c9a6d4e2f8b5a1c3d2e4f6a7b"
+    # A user with the admin role on the project (a cloud operator's credentials).
+    admin_username: str = "cloud-admin"
+    admin_password: str = "sandbox-admin-password"
+    admin_user_id: str = "0c5d2e8f1a3b4c6d9e7f0a1b2c3d4e5f"
     project_name: str = "runners"
     project_id: str = "3c1a9f2e7d5b4c6a8e0f1b2d3c4a5e6f"
     app_cred_name: str = "sandbox-appcred"
@@ -73,6 +78,7 @@ class Identity:
 
     def issue(self, user_id: str, methods: list[str], app_cred_id: str | None = None) -> Token:
         now = self.world.now()
+        admin = user_id == self.creds.admin_user_id
         token = Token(
             id="gAAAAA" + secrets.token_urlsafe(96),  # the length and look of a Fernet token
             user_id=user_id,
@@ -81,6 +87,7 @@ class Identity:
             issued=now,
             expires=now + float(self.world.config["openstack.token_ttl"]),
             app_cred_id=app_cred_id,
+            admin=admin,
         )
         self.tokens[token.id] = token
         return token
@@ -121,7 +128,12 @@ class Identity:
         c = self.creds
         body: dict[str, t.Any] = {
             "methods": token.methods,
-            "user": {"domain": DOMAIN, "id": c.user_id, "name": c.username, "password_expires_at": None},
+            "user": {
+                "domain": DOMAIN,
+                "id": c.admin_user_id if token.admin else c.user_id,
+                "name": c.admin_username if token.admin else c.username,
+                "password_expires_at": None,
+            },
             "audit_ids": [token.audit_id],
             "expires_at": isotime_us(token.expires),
             "issued_at": isotime_us(token.issued),
@@ -130,7 +142,8 @@ class Identity:
             "roles": [
                 {"id": "0a1b2c3d4e5f40718293a4b5c6d7e8f9", "name": "member"},
                 {"id": "1b2c3d4e5f6a4b7c8d9e0f1a2b3c4d5e", "name": "reader"},
-            ],
+            ]
+            + ([{"id": "2c3d4e5f6a7b4c8d9e0f1a2b3c4d5e6f", "name": "admin"}] if token.admin else []),
             "catalog": self.catalog(),
         }
         if token.app_cred_id is not None:
@@ -213,9 +226,16 @@ class KeystoneService(Service):
         user = data.get("user") if isinstance(data, dict) else None
         if not isinstance(user, dict) or "password" not in user:
             raise _bad_request("Expecting to find password in identity.")
-        by_id = user.get("id") == c.user_id
-        by_name = user.get("name") == c.username and _domain_ok(user.get("domain"))
-        if not (by_id or by_name) or user.get("password") != c.password:
+        accounts = ((c.user_id, c.username, c.password), (c.admin_user_id, c.admin_username, c.admin_password))
+        account = next(
+            (
+                (user_id, password)
+                for user_id, name, password in accounts
+                if user.get("id") == user_id or (user.get("name") == name and _domain_ok(user.get("domain")))
+            ),
+            None,
+        )
+        if account is None or user.get("password") != account[1]:
             raise _unauthorized()
         if scope is not None:
             project = scope.get("project") if isinstance(scope, dict) else None
@@ -227,7 +247,7 @@ class KeystoneService(Service):
             ):
                 raise _unauthorized()
         # Without a scope Keystone scopes to the user's default project, which ours has.
-        return self.identity.issue(c.user_id, ["password"])
+        return self.identity.issue(account[0], ["password"])
 
     def _app_cred(self, data: t.Any, scope: t.Any) -> Token:
         c = self.identity.creds

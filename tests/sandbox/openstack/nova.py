@@ -7,7 +7,7 @@ import typing as t
 
 from tests.sandbox.httpserver import HttpError, Request, Response
 from tests.sandbox.openstack import nova_views as views
-from tests.sandbox.openstack.common import OpenStackService, last_arg, next_href, parse_limit
+from tests.sandbox.openstack.common import OpenStackService, last_arg, next_href, parse_limit, webob_html_error
 from tests.sandbox.openstack.compute import AVAILABILITY_ZONE, MAX_TAGS, Compute, Server
 from tests.sandbox.openstack.nova_schema import (
     MAX_VERSION,
@@ -54,8 +54,7 @@ _SERVER_QUERY = frozenset({
 })  # fmt: skip
 _MUTABLE_STATES = ("ACTIVE", "SHUTOFF")
 _UNEXPECTED = (
-    "Unexpected API Error. Please report this at http://bugs.launchpad.net/nova/ and attach the Nova API log if"
-    " possible.\n<class 'oslo_messaging.exceptions.MessagingTimeout'>"
+    "Unexpected API Error. Please contact the administrator\n<class 'oslo_messaging.exceptions.MessagingTimeout'>"
 )
 
 
@@ -123,7 +122,7 @@ class NovaService(OpenStackService):
     # Hooks -----------------------------------------------------------------------
     def error_response(self, req: Request, status: int, message: str) -> Response:
         if status == 404 and req.route == "<unmatched>":
-            message = "The resource could not be found."
+            return webob_html_error(404, "The resource could not be found.")  # no route: webob's page
         if status >= 500 and message == "injected fault":
             message = _UNEXPECTED
         return Response(status, {_FAULT_NAMES.get(status, "computeFault"): {"code": status, "message": message}})
@@ -164,6 +163,12 @@ class NovaService(OpenStackService):
         token = self.identity.validate(req.header("x-auth-token") or "")
         return token.user_id if token else ""
 
+    def _admin(self, req: Request) -> bool:
+        """Whether the caller has the admin role (Nova shows it OS-EXT-SRV-ATTR:* and lets it reset states)."""
+        with self.world.lock:
+            token = self.identity.validate(req.header("x-auth-token") or "")
+        return token is not None and token.admin
+
     # Versions --------------------------------------------------------------------
     def versions(self, req: Request) -> Response:
         legacy = {
@@ -189,9 +194,8 @@ class NovaService(OpenStackService):
         if version >= (2, 75):
             unknown = sorted(set(req.query) - _SERVER_QUERY)
             if unknown:
-                raise HttpError(
-                    400, f"Additional properties are not allowed ({', '.join(repr(u) for u in unknown)} was unexpected)"
-                )
+                verb = "does not match" if len(unknown) == 1 else "do not match"
+                raise HttpError(400, f"{', '.join(repr(u) for u in unknown)} {verb} any of the regexes: '^_'")
         checks: list[t.Callable[[Server], bool]] = []
         name = last_arg(req, "name")
         if name is not None:
@@ -230,10 +234,11 @@ class NovaService(OpenStackService):
         version = requested_version(req)
         match = self._server_filter(req, version)
         limit = parse_limit(req, int(self.world.config["openstack.max_limit"]), lambda m: HttpError(400, m))
+        admin = self._admin(req)
         with self.world.lock:
             page = self.compute.list_servers(match, last_arg(req, "marker"), limit)
             items = [
-                views.server_detail(s, version, req.base_url) if detail else views.server_basic(s, req.base_url)
+                views.server_detail(s, version, req.base_url, admin) if detail else views.server_basic(s, req.base_url)
                 for s in page
             ]
         body: dict[str, t.Any] = {"servers": items}
@@ -258,9 +263,10 @@ class NovaService(OpenStackService):
 
     def show_server(self, req: Request) -> Response:
         version = requested_version(req)
+        admin = self._admin(req)
         with self.world.lock:
             server = self.compute.server(req.params["server_id"])
-            return Response(200, {"server": views.server_detail(server, version, req.base_url)})
+            return Response(200, {"server": views.server_detail(server, version, req.base_url, admin)})
 
     def update_server(self, req: Request) -> Response:
         version = requested_version(req)
@@ -272,7 +278,7 @@ class NovaService(OpenStackService):
             if "description" in changes:
                 server.description = changes["description"]
             server.updated = self.world.now()
-            return Response(200, {"server": views.server_detail(server, version, req.base_url)})
+            return Response(200, {"server": views.server_detail(server, version, req.base_url, self._admin(req))})
 
     def delete_server(self, req: Request) -> Response:
         with self.world.lock:
@@ -282,8 +288,26 @@ class NovaService(OpenStackService):
     def server_action(self, req: Request) -> Response:
         body = req.json()
         action = next(iter(body), None) if isinstance(body, dict) and len(body) == 1 else None
+        admin = self._admin(req)
         with self.world.lock:
             server = self.compute.server(req.params["server_id"])
+            if action == "os-resetState":
+                if not admin:
+                    raise HttpError(
+                        403, "Policy doesn't allow os_compute_api:os-admin-actions:reset_state to be performed."
+                    )
+                argument = body["os-resetState"]
+                state = argument.get("state") if isinstance(argument, dict) else None
+                if state not in ("error", "active"):
+                    raise HttpError(
+                        400,
+                        f"Invalid input for field/attribute state. Value: {state}. {state!r} is not one of ['active', 'error']",
+                    )
+                self.compute.reset_state(server, state)
+                return Response(202)
+            if server.task_state == "deleting" and action in ("os-stop", "os-start"):
+                verb = action[3:]
+                raise HttpError(409, f"Cannot '{verb}' instance {server.id} while it is in task_state deleting")
             if action == "os-stop":
                 if server.status != "ACTIVE":
                     raise HttpError(

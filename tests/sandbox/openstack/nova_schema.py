@@ -19,7 +19,7 @@ from tests.sandbox.httpserver import HttpError, Request
 
 Version = tuple[int, int]
 MIN_VERSION: Version = (2, 1)
-MAX_VERSION: Version = (2, 96)
+MAX_VERSION: Version = (2, 104)  # Nova 34
 _VERSION_RE = re.compile(r"^([1-9]\d*)\.([1-9]\d*|0)$")
 
 _FORMATS = jsonschema.FormatChecker(())

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 import datetime
 import hashlib
+import re
 import typing as t
 
 from tests.sandbox.openstack.common import isotime
@@ -62,7 +64,33 @@ def _flavor(flavor: Flavor, version: Version, base: str) -> dict[str, t.Any]:
     }
 
 
-def server_detail(server: Server, version: Version, base: str) -> dict[str, t.Any]:
+def _admin_attributes(server: Server, version: Version) -> dict[str, t.Any]:
+    """OS-EXT-SRV-ATTR:* (and host_status): Nova shows them to admins only; user_data is the decoded-back base64."""
+    host = "compute" if server.on_host else None
+    attrs: dict[str, t.Any] = {
+        "OS-EXT-SRV-ATTR:host": host,
+        "OS-EXT-SRV-ATTR:hypervisor_hostname": "fake-mini" if host else None,
+        "OS-EXT-SRV-ATTR:instance_name": f"instance-{server.seq:08x}",
+    }
+    if version >= (2, 3):
+        user_data = base64.b64encode(server.user_data.encode()).decode() if server.user_data is not None else None
+        attrs.update(
+            {
+                "OS-EXT-SRV-ATTR:reservation_id": server.reservation_id,
+                "OS-EXT-SRV-ATTR:launch_index": 0,
+                "OS-EXT-SRV-ATTR:hostname": re.sub(r"[^a-z0-9-]+", "-", server.name.lower()).strip("-")[:63],
+                "OS-EXT-SRV-ATTR:kernel_id": "",
+                "OS-EXT-SRV-ATTR:ramdisk_id": "",
+                "OS-EXT-SRV-ATTR:root_device_name": "/dev/sda" if host else None,
+                "OS-EXT-SRV-ATTR:user_data": user_data,
+            }
+        )
+    if version >= (2, 16):
+        attrs["host_status"] = "UP" if host else ""
+    return attrs
+
+
+def server_detail(server: Server, version: Version, base: str, admin: bool = False) -> dict[str, t.Any]:
     scheduled = server.status != "BUILD"
     body: dict[str, t.Any] = {
         "id": server.id,
@@ -74,6 +102,7 @@ def server_detail(server: Server, version: Version, base: str) -> dict[str, t.An
         "hostId": hashlib.sha224(f"{server.project_id}compute-0".encode()).hexdigest() if scheduled else "",
         "image": (
             {"id": server.image_id, "links": [{"rel": "bookmark", "href": f"{base}/images/{server.image_id}"}]}
+            | ({"properties": {}} if version >= (2, 98) else {})
             if server.image_id
             else ""
         ),
@@ -97,6 +126,13 @@ def server_detail(server: Server, version: Version, base: str) -> dict[str, t.An
     }
     if server.status in _FAULT_STATUSES and server.fault:
         body["fault"] = dict(server.fault)
+        if admin and server.fault.get("code") == 500:
+            # Nova shows admins the traceback of a 500 fault.
+            body["fault"]["details"] = (
+                f"Traceback (most recent call last):\nnova.exception.NoValidHost: {server.fault['message']}\n"
+            )
+    if admin:
+        body.update(_admin_attributes(server, version))
     if server.status in _PROGRESS_STATUSES:
         body["progress"] = 0
     if server.security_groups:
@@ -115,6 +151,8 @@ def server_detail(server: Server, version: Version, base: str) -> dict[str, t.An
         body["locked_reason"] = None
     if version >= (2, 96):
         body["pinned_availability_zone"] = None
+    if version >= (2, 100):
+        body["scheduler_hints"] = {}
     return body
 
 
@@ -133,12 +171,12 @@ def flavor_detail(flavor: Flavor, version: Version, base: str) -> dict[str, t.An
             "disk": flavor.disk,
             "vcpus": flavor.vcpus,
             "swap": flavor.swap if version >= (2, 75) else (flavor.swap or ""),
-            "rxtx_factor": 1.0,
             "OS-FLV-EXT-DATA:ephemeral": flavor.ephemeral,
-            "OS-FLV-DISABLED:disabled": False,
             "os-flavor-access:is_public": flavor.is_public,
         }
     )
+    if version < (2, 102):  # 2.102 removed them
+        body.update({"rxtx_factor": 1.0, "OS-FLV-DISABLED:disabled": False})
     if version >= (2, 61):
         body["extra_specs"] = {}
     return body
