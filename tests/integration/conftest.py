@@ -12,6 +12,7 @@ import json
 import os
 import pathlib
 import subprocess
+import time
 import typing as t
 import urllib.error
 import urllib.parse
@@ -233,6 +234,18 @@ class Backend:
         status, answer = self.admin_client.request("GET", f"/os-quota-sets/{self.admin_client.project_id}/detail")
         assert status == 200, answer
         return int(answer["quota_set"]["instances"]["in_use"])
+
+    def settled_instances(self, timeout: float = 30.0) -> int:
+        """Instances in use once no server of the project is being deleted (earlier tests' deletes may run on)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            servers = self.admin_servers()
+            going = [s for s in servers if s["status"] == "DELETED" or s.get("OS-EXT-STS:task_state") == "deleting"]
+            used = self.instances_in_use()
+            if not going and used == len(servers):
+                return used
+            assert time.monotonic() < deadline, f"deletes still running: {[s['name'] for s in going]}"
+            time.sleep(0.1)
 
     def set_instance_quota(self, instances: int) -> None:
         """The project's instance quota (restored after the test)."""

@@ -275,10 +275,10 @@ def test_nova_500_on_create_leaves_no_runner_record(sandbox: t.Any, core: Core) 
 def test_over_quota_gives_clear_error_without_retry_storm(backend: Backend, core: Core) -> None:
     """The project's instance quota set by the cloud's means (Nova's quota API on real Nova)."""
     pool = pool_dict(backend, min_idle=4, create_concurrency=1)
-    backend.set_instance_quota(backend.instances_in_use())  # no room for one more
+    backend.set_instance_quota(0)
     backend.reset_counters()
     report = core.reconcile([pool])
-    assert len(report.errors) == 1 and "Quota exceeded for instances" in report.errors[0]
+    assert len(report.errors) == 1 and "Quota exceeded for instances" in report.errors[0], report.errors
     assert backend.calls("nova", "POST", "/servers") == 1
     assert core.runners(pool["name"]) == []
     assert core.servers(pool["name"]) == []
@@ -291,7 +291,7 @@ def test_concurrent_creates_over_quota_end_in_error_with_the_quota_fault(
     """Nova admits concurrent creates past its quota check (202) and puts the racing ones into ERROR."""
     pool = pool_dict(backend, min_idle=5, max_runners=5, create_concurrency=5)
     room = 2
-    backend.set_instance_quota(backend.instances_in_use() + room)
+    backend.set_instance_quota(backend.settled_instances() + room)
     if backend.name == "sandbox":
         sandbox.set_config({"openstack.schedule_delay": 2.0})  # the five POSTs surely race
     report = core.reconcile([pool])

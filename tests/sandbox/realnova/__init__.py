@@ -96,7 +96,7 @@ def start(workdir: pathlib.Path, timeout: float = 120.0) -> RealNova:
     log = open(workdir / "nova.log", "ab")  # noqa: SIM115 - the child writes to it
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OS_", "PYTHON"))}
     process = subprocess.Popen(
-        [str(python), str(SERVER), "--port-file", str(port_file)],
+        [str(python), str(SERVER), "--port-file", str(port_file), "--parent-pid", str(os.getpid())],
         cwd=workdir,
         env=env,
         stdin=subprocess.DEVNULL,

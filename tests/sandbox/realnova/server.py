@@ -218,6 +218,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--port-file", required=True)
     parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--parent-pid", type=int, help="stop when this process is gone (the test session)")
     args = parser.parse_args()
 
     started = time.monotonic()
@@ -236,6 +237,15 @@ def main() -> int:
 
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, on_signal)
+
+    def watch_parent() -> None:
+        # A test session killed before it could stop us must not leave Nova running.
+        while not stop.ready():
+            if args.parent_pid and not os.path.exists(f"/proc/{args.parent_pid}"):
+                on_signal()
+            eventlet.sleep(1.0)
+
+    eventlet.spawn(watch_parent)
     from eventlet import wsgi
 
     log = open(os.devnull, "w")  # noqa: SIM115 - open for the server's life
