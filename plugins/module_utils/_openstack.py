@@ -387,19 +387,21 @@ class CloudClient:
     def _find(self, kind: LookupKind, name_or_id: str) -> t.Any:
         if kind in ("image", "network") and is_uuid(name_or_id):
             return _Reference(name_or_id)  # an id is used as is: no Glance or Neutron call
-        finders: t.Dict[str, t.Callable[..., t.Any]] = {
-            "flavor": self.conn.compute.find_flavor,
-            "image": self.conn.image.find_image,
-            "network": self.conn.network.find_network,
-            "security_group": self.conn.network.find_security_group,
+        # (proxy, method): only the proxy of this kind is touched, as a cloud may lack an Image or Network API.
+        finders = {
+            "flavor": ("compute", "find_flavor"),
+            "image": ("image", "find_image"),
+            "network": ("network", "find_network"),
+            "security_group": ("network", "find_security_group"),
         }
         call = f"find {_label(kind)} {name_or_id}"
 
         def find() -> t.Any:
             # Security groups of the project only: an admin sees every project's `default`.
             scope = {"project_id": self.conn.current_project_id} if kind == "security_group" else {}
+            proxy, method = finders[kind]
             try:
-                return finders[kind](name_or_id, ignore_missing=False, **scope)
+                return getattr(getattr(self.conn, proxy), method)(name_or_id, ignore_missing=False, **scope)
             except os_exc.NotFoundException as exc:
                 if exc.response is not None:  # a failed request, not an empty answer
                     raise

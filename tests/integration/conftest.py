@@ -300,7 +300,7 @@ def real_nova(sandbox: SandboxHandle, tmp_path_factory: pytest.TempPathFactory) 
             "flavor": "m1.small",
             "image": nova.info["image_id"],  # Nova's in-process Glance: by id, no Image API
             "networks": [nova.info["network_id"]],  # and Neutron: by id, no Network API
-            "security_groups": ["default"],
+            "security_groups": [],  # Nova applies the project's `default` group
         }
         yield Backend("nova", sandbox, str(clouds_yaml), realnova.CLOUD, realnova.ADMIN_CLOUD, defaults, nova, admin)
         with contextlib.suppress(ControlError):

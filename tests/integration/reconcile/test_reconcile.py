@@ -185,7 +185,8 @@ def test_failed_runners_are_replaced_without_leaks(sandbox: t.Any, core: Core, f
 def test_error_vms_are_reaped_and_replaced(sandbox: t.Any, backend: Backend, core: Core, how: str) -> None:
     """ERROR by the cloud's own means: a flavor no host can take, or an admin's os-resetState."""
     if how == "no_valid_host":
-        pool = pool_dict(backend, min_idle=1, flavor="m1.unschedulable")
+        # No creation backoff: the replacement is made in the run that reaps (and fails again).
+        pool = pool_dict(backend, min_idle=1, flavor="m1.unschedulable", creation_backoff=0)
         core.reconcile([pool])
         core.wait_for("the VM in ERROR", lambda: [s["status"] for s in core.servers(pool["name"])] == ["ERROR"])
         [server] = core.servers(pool["name"])

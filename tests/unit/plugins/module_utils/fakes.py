@@ -47,10 +47,6 @@ class FakeGithub:
     def total_calls(self) -> int:
         return sum(self.calls.values())
 
-    @property
-    def list_bytes(self) -> int:
-        return 100 * self.calls["list_servers"]  # a nominal size per listing
-
     def _record(self, op: str, arg: t.Any) -> None:
         with self._lock:
             self.calls[op] += 1
