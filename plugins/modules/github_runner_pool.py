@@ -163,6 +163,19 @@ EXAMPLES = r"""
     msg: "{{ reconciled.pools[0].backoff.last_fault }}: no new runner before {{ reconciled.pools[0].backoff.backoff_until }}"
   when: reconciled.pools[0].backoff.active
 
+- name: On a cloud whose Image and Network APIs the controller cannot reach, give ids and let Nova pick the network
+  selfhosted.github_runners.github_runner_pool:
+    controller_id: ci1
+    cloud: mycloud
+    pools:
+      - name: edge
+        repository: octo-org/app
+        labels: [self-hosted, linux]
+        min_idle: 1
+        flavor: m1.small
+        image: 6f3b0c1e-2d4a-4f5b-8c7d-9e0a1b2c3d4e
+        networks: auto
+
 - name: Replace every idle runner after an image update
   selfhosted.github_runners.github_runner_pool:
     controller_id: ci1
