@@ -259,7 +259,8 @@ class Backend:
             status, answer = self.admin_client.request("GET", path)
             assert status == 200, answer
             self._saved_quota = {"instances": answer["quota_set"]["instances"]}
-        status, answer = self.admin_client.request("PUT", path, {"quota_set": {"instances": instances}})
+        # force: Nova refuses a limit below what is in use otherwise.
+        status, answer = self.admin_client.request("PUT", path, {"quota_set": {"instances": instances, "force": True}})
         assert status == 200, answer
 
     def restore(self) -> None:
@@ -270,7 +271,7 @@ class Backend:
             self.sandbox.set_config({"openstack.quota.instances": self._saved_quota["instances"]})
         else:
             path = f"/os-quota-sets/{self.admin_client.project_id}"
-            self.admin_client.request("PUT", path, {"quota_set": self._saved_quota})
+            self.admin_client.request("PUT", path, {"quota_set": {**self._saved_quota, "force": True}})
         self._saved_quota = None
 
 
