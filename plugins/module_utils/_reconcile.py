@@ -9,6 +9,11 @@ runner is created or deleted.
 VMs of pools that are no longer configured are counted (`unmanaged`) and, with
 `prune_unlisted_pools`, emptied as ``absent`` would: their locks are taken after
 the listing shows them, and a pool whose lock another reconcile holds is left alone.
+
+Failures are kept to the pool they concern: a scope whose runner listing fails (a
+renamed repository, an organization the token cannot see) fails the pools that need
+that listing, and any error while one pool is carried out fails that pool only; the
+others are reconciled. Only the server listing, which every pool needs, fails the run.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import collections
 import contextlib
 import dataclasses
 import datetime
+import functools
 import random
 import time
 import typing as t
@@ -28,7 +34,11 @@ from ansible_collections.selfhosted.github_runners.plugins.module_utils._backoff
     observe_boots,
 )
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._config import PoolSpec
-from ansible_collections.selfhosted.github_runners.plugins.module_utils._errors import LockError
+from ansible_collections.selfhosted.github_runners.plugins.module_utils._errors import (
+    GithubError,
+    LockError,
+    RunnerError,
+)
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._identity import owns_name, parse_timestamp
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._lock import Heartbeat, PoolLock
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._manager import (
@@ -40,6 +50,7 @@ from ansible_collections.selfhosted.github_runners.plugins.module_utils._manager
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._model import (
     GithubRunner,
     Mode,
+    Plan,
     PoolTiming,
     QueuedJobScan,
     RunnerState,
@@ -110,29 +121,52 @@ class Snapshot:
         self.controller_id = controller_id
         self._configured = {pool.name for pool in pools}
         self._vms: t.Dict[str, t.List[VmInfo]] = collections.defaultdict(list)
-        for vm in cloud.list_servers(controller_id):
+        try:
+            servers = cloud.list_servers(controller_id)
+        except RunnerError as exc:
+            # Every pool needs this listing: no pool can be reconciled without it.
+            raise RunnerError(f"no pool was reconciled: the server listing failed: {exc}") from None
+        for vm in servers:
             if owns_name(controller_id, vm.pool, vm.name):  # our tags are not enough: our name too
                 self._vms[vm.pool].append(vm)
         listed = set(self._vms) if unlisted else self._configured
         scopes = [pool.scope for pool in pools]
         scopes.extend(vm.scope for name in sorted(listed) for vm in self._vms.get(name, ()) if vm.scope is not None)
         self._runners: t.Dict[Scope, t.List[GithubRunner]] = {}
+        # Scopes whose listing failed, with why: the pools that need them are not reconciled.
+        self.failed: t.Dict[Scope, str] = {}
         for scope in scopes:
-            if scope not in self._runners:
+            if scope in self._runners or scope in self.failed:
+                continue
+            try:
                 self._runners[scope] = [dataclasses.replace(r, scope=scope) for r in github.list_runners(scope)]
+            except RunnerError as exc:
+                self.failed[scope] = listing_failure(scope, exc)
 
     def vms(self, pool: str) -> t.List[VmInfo]:
         return list(self._vms.get(pool, []))
 
+    def _scopes(self, pool: str, scope: t.Optional[Scope]) -> t.List[Scope]:
+        """The pool's scope and the scopes recorded on its VMs, each once."""
+        scopes = ([scope] if scope is not None else []) + [vm.scope for vm in self.vms(pool) if vm.scope is not None]
+        return list(dict.fromkeys(scopes))
+
     def runners(self, pool: str, scope: t.Optional[Scope]) -> t.List[GithubRunner]:
         """The pool's runners in `scope` (the pool's) and in the scopes recorded on its VMs."""
-        scopes = ([scope] if scope is not None else []) + [vm.scope for vm in self.vms(pool) if vm.scope is not None]
         return [
             runner
-            for listed in dict.fromkeys(scopes)
+            for listed in self._scopes(pool, scope)
             for runner in self._runners.get(listed, [])
             if owns_name(self.controller_id, pool, runner.name)
         ]
+
+    def failure(self, pool: str, scope: t.Optional[Scope]) -> t.Optional[str]:
+        """Why the pool cannot be reconciled (a listing it needs failed), or None.
+
+        Without one of its listings, its VMs would look as if their runners were gone.
+        """
+        failed = [self.failed[s] for s in self._scopes(pool, scope) if s in self.failed]
+        return "; ".join(failed) if failed else None
 
     def views(
         self, pool: PoolSpec, now: datetime.datetime, history: t.Optional[RunnerHistory] = None
@@ -153,6 +187,8 @@ class Inspection:
 
     views: t.Dict[str, t.List[RunnerView]]
     unmanaged: t.Dict[str, int]
+    # Per pool that could not be looked at: why, naming the pool.
+    errors: t.Dict[str, str] = dataclasses.field(default_factory=dict)
 
 
 class Reconciler:
@@ -171,13 +207,23 @@ class Reconciler:
         self.rng = rng  # the jitter of creation backoffs
 
     def inspect(self, pools: t.Sequence[PoolSpec], controller_id: str) -> Inspection:
-        """The joined view of each pool, without locking or changing anything."""
+        """The joined view of each pool, without locking or changing anything.
+
+        A pool whose runner listing failed has no view (an empty one) and its error in `errors`.
+        """
         snapshot = Snapshot(self.github, self.cloud, controller_id, pools)
         now = self.clock()
-        return Inspection({pool.name: snapshot.views(pool, now) for pool in pools}, snapshot.unlisted())
+        errors = {pool.name: snapshot.failure(pool.name, pool.scope) for pool in pools}
+        failed = {name: f"pool {name}: {error}" for name, error in errors.items() if error is not None}
+        views = {pool.name: [] if pool.name in failed else snapshot.views(pool, now) for pool in pools}
+        return Inspection(views, snapshot.unlisted(), failed)
 
     def view(self, pools: t.Sequence[PoolSpec], controller_id: str) -> t.Dict[str, t.List[RunnerView]]:
-        return self.inspect(pools, controller_id).views
+        """The joined views; RunnerError when a pool's listing failed (its view would be wrong)."""
+        inspection = self.inspect(pools, controller_id)
+        if inspection.errors:
+            raise RunnerError("; ".join(inspection.errors.values()))
+        return inspection.views
 
     def run(self, pools: t.Sequence[PoolSpec], options: ReconcileOptions) -> ReconcileReport:
         if self.locks is None:
@@ -222,13 +268,18 @@ class Reconciler:
                     self.github.hold_mutations_until(not_before)
             queued: t.Dict[str, int] = {}
             if options.count_queued_jobs and options.mode == "present":
-                queued, scan = queued_jobs_per_pool(
+                queued, scan, missed = queued_jobs_per_pool(
                     self.github, pools, options.queued_jobs_max_requests, options.queued_jobs_rate_limit_floor
                 )
+                notes.extend(missed)
             for pool in pools:
-                reports.append(self._reconcile_pool(pool, snapshot, held[pool.name], options, queued.get(pool.name, 0)))
+                reconcile = functools.partial(
+                    self._reconcile_pool, pool, snapshot, held[pool.name], options, queued.get(pool.name, 0)
+                )
+                reports.append(self._isolated(pool.name, snapshot.failure(pool.name, pool.scope), reconcile, options))
             for name in pruned:
-                reports.append(self._prune_pool(name, snapshot, held[name], options))
+                prune = functools.partial(self._prune_pool, name, snapshot, held[name], options)
+                reports.append(self._isolated(name, snapshot.failure(name, None), prune, options, unlisted=True))
         api_calls = {
             "github": self.github.total_calls - start_calls["github"],
             "openstack": self.cloud.total_calls - start_calls["openstack"],
@@ -244,6 +295,36 @@ class Reconciler:
             notes=notes,
             github_rate=github_rate,
             queued_jobs=scan,
+        )
+
+    def _isolated(
+        self,
+        name: str,
+        failure: t.Optional[str],
+        reconcile: t.Callable[[], PoolReport],
+        options: ReconcileOptions,
+        *,
+        unlisted: bool = False,
+    ) -> PoolReport:
+        """The pool's report; when a listing it needs failed or reconciling it fails, a failed report
+        (nothing planned, the error named) so that the other pools are still reconciled."""
+        started = time.monotonic()
+        if failure is None:
+            try:
+                return reconcile()
+            except RunnerError as exc:
+                failure = str(exc)
+        execution = ExecutionResult(errors=[f"pool {name}: {failure}"])
+        return PoolReport(
+            name,
+            Plan(name, desired=0, alive=0, create=0),
+            [],
+            execution,
+            time.monotonic() - started,
+            options.check_mode,
+            now=self.clock(),
+            unlisted=unlisted,
+            reconciled=False,
         )
 
     def _reconcile_pool(
@@ -346,26 +427,47 @@ def _ahead(moment: t.Optional[datetime.datetime], now: datetime.datetime) -> t.O
     return moment if moment is not None and moment > now else None
 
 
+def listing_failure(scope: Scope, exc: RunnerError) -> str:
+    """Why the runners of `scope` could not be listed, with what a 404 or 403 from GitHub also means."""
+    text = f"cannot list the runners of {scope}: {exc}"
+    if isinstance(exc, GithubError) and exc.status == 404:
+        # GitHub answers 404, not 403, when the token may not see the runners.
+        text += f" ({scope} does not exist, or the token lacks admin rights on it)"
+    elif isinstance(exc, GithubError) and exc.status == 403:
+        text += f" (the token may not manage the self-hosted runners of {scope})"
+    return text
+
+
 def queued_jobs_per_pool(
     github: GithubPort, pools: t.Sequence[PoolSpec], max_requests: int, rate_limit_floor: int
-) -> t.Tuple[t.Dict[str, int], QueuedJobScan]:
+) -> t.Tuple[t.Dict[str, int], QueuedJobScan, t.List[str]]:
     """Queued jobs per pool (each job counts once, for the first pool in the given order that can
-    take it), and what finding them cost: at most `max_requests` requests for all scopes together."""
+    take it), what finding them cost (at most `max_requests` requests for all scopes together),
+    and one note per scope whose jobs could not be counted (its pools are sized without them)."""
     counts: t.Dict[str, int] = {pool.name: 0 for pool in pools}
     scopes: t.Dict[Scope, t.List[PoolSpec]] = collections.defaultdict(list)
     for pool in pools:
         scopes[pool.scope].append(pool)
     total = QueuedJobScan()
+    missed: t.List[str] = []
     for scope, scope_pools in scopes.items():
-        scan = github.list_queued_jobs(
-            scope, max_requests=max(0, max_requests - total.requests), rate_limit_floor=rate_limit_floor
-        )
+        try:
+            scan = github.list_queued_jobs(
+                scope, max_requests=max(0, max_requests - total.requests), rate_limit_floor=rate_limit_floor
+            )
+        except RunnerError as exc:
+            names = ", ".join(p.name for p in scope_pools)
+            missed.append(
+                f"count_queued_jobs: the queued jobs of {scope} were not counted ({exc}); pools {names} are sized"
+                " without them"
+            )
+            continue
         for job in sorted(scan.jobs, key=lambda j: j.id):
             taker = next((p for p in scope_pools if job_matches(job.labels, p.labels)), None)
             if taker is not None:
                 counts[taker.name] += 1
         total += scan
-    return counts, total
+    return counts, total, missed
 
 
 def idle_counts(views: t.Mapping[str, t.Sequence[RunnerView]]) -> t.Dict[str, int]:

@@ -41,6 +41,13 @@ class PoolReport:
     unlisted: bool = False
     # GitHub's rate limit asked for no change before then: creations and runner deletions wait.
     github_not_before: t.Optional[datetime.datetime] = None
+    # False when the pool was not reconciled at all (a listing it needs failed): its error says why.
+    reconciled: bool = True
+
+    @property
+    def failed(self) -> bool:
+        """Whether something went wrong for this pool (the task then fails, naming it)."""
+        return bool(self.execution.errors)
 
     @property
     def backing_off(self) -> bool:
@@ -84,6 +91,8 @@ class PoolReport:
 
         In check mode nothing was created or deleted: it tells what the plan would do.
         """
+        if not self.reconciled:
+            return f"{self.pool}: not reconciled: {'; '.join(self.execution.errors)}"
         states = states_text(self.states())
         if self.check_mode:
             created, verb = self.plan.create, ("would create", "would delete")
@@ -115,6 +124,8 @@ class PoolReport:
             "name": self.pool,
             "unlisted": self.unlisted,
             "changed": self.changed,
+            "failed": self.failed,
+            "reconciled": self.reconciled,
             "summary": self.summary(),
             "states": self.states(),
             "plan": {
@@ -156,6 +167,21 @@ class ReconcileReport:
     @property
     def errors(self) -> t.List[str]:
         return [e for p in self.pools for e in p.execution.errors]
+
+    @property
+    def failed_pools(self) -> t.List[str]:
+        return [p.pool for p in self.pools if p.failed]
+
+    def failure_message(self) -> t.Optional[str]:
+        """The task's msg when a pool failed: which pools, then every error; None when none failed."""
+        failed = self.failed_pools
+        if not failed:
+            return None
+        reconciled = sum(1 for p in self.pools if p.reconciled and not p.failed)
+        return (
+            f"{len(failed)} of {len(self.pools)} pools failed ({', '.join(failed)}); {reconciled} reconciled without"
+            f" error: {'; '.join(self.errors)}"
+        )
 
     @property
     def warnings(self) -> t.List[str]:

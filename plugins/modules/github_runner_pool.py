@@ -34,6 +34,10 @@ description:
     the pool's failed and finished runners but creates none, says so in RV(pools[].plan.held) and
     RV(pools[].backoff), and warns. The backoff is kept with the pool's lock state (O(lock_dir) or O(mongodb_uri)), so
     the next run, on any host, goes on from it.
+  - Each pool fails on its own. When one scope's runner listing fails (a renamed repository, an organization the
+    token cannot see, HTTP 403 or 404) or one pool's reconcile fails, the other pools are reconciled, the failed pool's
+    result carries the error, and the task fails at the end naming the failed pools, with every pool's result.
+    Only a failed server listing, which every pool needs, stops the whole run.
   - Run it on a schedule (cron, systemd timer, AWX) with the C(selfhosted.github_runners.reconcile) playbook.
 options:
   state:
@@ -213,6 +217,14 @@ pools:
       type: bool
     changed:
       description: Whether this pool's runners were created or deleted (in check mode, would be).
+      type: bool
+    failed:
+      description: Whether this pool had an error (see RV(pools[].errors)); the task then fails naming the pool.
+      type: bool
+    reconciled:
+      description:
+        - False when the pool was not reconciled at all because a listing it needs failed (its repository does not
+          exist, the token cannot see its organization); nothing was changed for it and RV(pools[].errors) says why.
       type: bool
     summary:
       description: One line for people with the runners by state and what was created and deleted (in check mode, what
@@ -419,8 +431,9 @@ def main():
             result["warnings"] = report.warnings
         if module.module._diff:
             result["diff"] = report.diff()
-        if report.errors:
-            result.update(failed=True, msg="; ".join(report.errors))
+        failure = report.failure_message()
+        if failure is not None:  # every pool's result is returned with it
+            result.update(failed=True, msg=failure)
         elif params["wait"] and not module.check_mode and params["state"] == "present":
             if report.held:  # their runners cannot come before the backoff ends
                 result.update(failed=True, msg="not waiting for idle runners: " + "; ".join(report.warnings))

@@ -58,6 +58,12 @@ pools:
       description: The pool's runners per state, for people.
       type: str
       sample: "small: idle 2, busy 1"
+    error:
+      description:
+        - Why the pool could not be looked at (its runner listing failed, for example a repository that does not
+          exist or that the token has no admin rights on), naming the pool; null otherwise.
+        - The module then fails naming such pools, and still returns the views of the others.
+      type: str
     states:
       description: Runners per derived state.
       type: dict
@@ -130,9 +136,15 @@ def main():
             pools=[pool_info(pool.name, inspection.views[pool.name]) for pool in pools],
             unmanaged=inspection.unmanaged,
         )
+        for info in result["pools"]:
+            error = inspection.errors.get(info["name"])
+            info["error"] = error
         warnings = unmanaged_warnings(inspection.unmanaged)
         if warnings:
             result["warnings"] = warnings
+        if inspection.errors:  # the other pools' views are returned with it
+            failed = ", ".join(inspection.errors)
+            result.update(failed=True, msg=f"pools not looked at ({failed}): " + "; ".join(inspection.errors.values()))
         return result
 
     module.run(run)

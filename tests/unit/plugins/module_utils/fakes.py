@@ -40,6 +40,8 @@ class FakeGithub:
         # Runners that exist but that listings miss (as while pages shift).
         self.unlisted: set[int] = set()
         self.not_before: datetime.datetime | None = None  # as if GitHub had asked to wait until then
+        # Listings that fail, per scope (as for a renamed repository or an organization the token cannot see).
+        self.list_errors: dict[Scope, RunnerError] = {}
         self._ids = itertools.count(1000)
         self._lock = threading.Lock()
 
@@ -59,6 +61,8 @@ class FakeGithub:
 
     def list_runners(self, scope: Scope) -> list[GithubRunner]:
         self._record("list_runners", scope)
+        if scope in self.list_errors:
+            raise self.list_errors[scope]
         return [r for r in self.runners[scope].values() if r.id not in self.unlisted]
 
     def generate_jit_config(
@@ -92,6 +96,8 @@ class FakeGithub:
         self, scope: Scope, *, max_requests: int | None = None, rate_limit_floor: int = 0
     ) -> QueuedJobScan:
         self._record("list_queued_jobs", scope)
+        if scope in self.list_errors:
+            raise self.list_errors[scope]
         return QueuedJobScan(tuple(self.queued.get(scope, [])), requests=1, repositories=1)
 
     def rate_status(self) -> GithubRate:
@@ -107,6 +113,7 @@ class FakeCloud:
         self.calls: collections.Counter[str] = collections.Counter()
         self.log: list[tuple[str, t.Any]] = []
         self.fail_create: RunnerError | None = None
+        self.fail_list: RunnerError | None = None
         # A Nova fault message: every server created from now on lists in ERROR with it.
         self.boot_fault: str | None = None
         # Names the cloud does not know, per kind ("flavor", "image", "network", "security_group").
@@ -147,6 +154,8 @@ class FakeCloud:
 
     def list_servers(self, controller_id: str, pool: str | None = None) -> list[VmInfo]:
         self._record("list_servers", pool)
+        if self.fail_list is not None:
+            raise self.fail_list
         return [vm for vm in self.servers.values() if pool is None or vm.pool == pool]
 
     def resolve(self, pool: PoolSpec) -> None:
