@@ -41,9 +41,13 @@ options:
         description: Register the runners with this enterprise (slug).
         type: str
       labels:
-        description: Labels of the runners; jobs whose C(runs-on) labels are all among them run here.
+        description:
+          - Labels of the runners; jobs whose C(runs-on) labels are all among them run here.
+          - Each label is a string. Numbers and booleans (quote them), and lists or mappings, also written as text
+            (such as C("['self-hosted']"), what a Jinja expression rendering a list into a string gives), are refused
+            with the label's field named.
         type: list
-        elements: str
+        elements: raw
         required: true
       runner_group:
         description: Name of the runner group (organizations and enterprises). The default group when not set.

@@ -108,7 +108,8 @@ POOL: ArgSpec = {
     "repository": {"type": "str"},
     "organization": {"type": "str"},
     "enterprise": {"type": "str"},
-    "labels": {"type": "list", "elements": "str", "required": True},
+    # Not "str": Ansible would turn 7, true or a mapping into text; the core refuses them, naming the label.
+    "labels": {"type": "list", "elements": "raw", "required": True},
     "runner_group": {"type": "str"},
     "min_idle": {"type": "int", "default": 0},
     "max_runners": {"type": "int", "default": 10},

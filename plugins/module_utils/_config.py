@@ -327,7 +327,12 @@ def _labels(value: object, path: str) -> t.Tuple[str, ...]:
     seen: t.Dict[str, int] = {}
     for index, item in enumerate(value):
         item_path = f"{path}[{index}]"
+        if not isinstance(item, str):
+            raise ConfigError(item_path, f"must be a string, got {type(item).__name__} {item!r}")
         label = _text(item, item_path)
+        if label[:1] in "[{" or label[-1:] in "]}" or label[:1] in "'\"":
+            # A list or mapping written as text (a Jinja expression that rendered to its repr).
+            raise ConfigError(item_path, f"must be a plain label, got {label!r}: give labels as a YAML list of strings")
         if "," in label or label != label.strip():
             raise ConfigError(item_path, "must not contain commas or surrounding spaces")
         folded = label.casefold()  # GitHub labels are case-insensitive

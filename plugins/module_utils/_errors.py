@@ -92,3 +92,55 @@ class LockError(RunnerError):
 
 class QueueError(RunnerError):
     """The job queue refused or failed an operation: a bad job document, a lost lease, MongoDB down."""
+
+
+# What urllib3 (through requests or keystoneauth) says about a failed connection, e.g.
+# "HTTPConnectionPool(host='127.0.0.1', port=9): Max retries exceeded with url: /x (Caused by
+# NewConnectionError(...: Failed to establish a new connection: [Errno 111] Connection refused))".
+_POOL_HOST = re.compile(r"HTTPS?ConnectionPool\(host=['\"]?([^'\",)]+)['\"]?, port=(\d+)\)")
+_URL_HOST = re.compile(r"https?://(\[[^\]]+\]|[^/:\s]+)(?::(\d+))?")
+_CAUSES = (
+    (re.compile(r"connection refused", re.I), "connection refused"),
+    (
+        re.compile(
+            r"name or service not known|nodename nor servname|name resolution|getaddrinfo failed|NameResolution", re.I
+        ),
+        "the host name does not resolve",
+    ),
+    (re.compile(r"CERTIFICATE_VERIFY_FAILED|certificate verify failed", re.I), "the TLS certificate is not trusted"),
+    (re.compile(r"SSLError|SSL:|TLS", re.I), "TLS handshake failed"),
+    (re.compile(r"read timed out|ReadTimeout", re.I), "no answer in time (read timeout)"),
+    (re.compile(r"timed out|ConnectTimeout", re.I), "timed out"),
+    (re.compile(r"connection reset", re.I), "connection reset by the server"),
+    (re.compile(r"RemoteDisconnected|closed connection without response", re.I), "the server closed the connection"),
+    (re.compile(r"no route to host", re.I), "no route to host"),
+    (re.compile(r"network is unreachable", re.I), "network is unreachable"),
+)
+
+
+def connection_problem(text: str) -> str:
+    """A failed connection in a few words, e.g. ``cannot connect to 127.0.0.1:9: connection refused``.
+
+    Raw urllib3 text (pool reprs, object addresses, nested causes) says the same at length; the
+    text is returned as it is when it names no known cause.
+    """
+    reason = next((summary for pattern, summary in _CAUSES if pattern.search(text)), None)
+    if reason is None:
+        return text
+    pool = _POOL_HOST.search(text)
+    if pool is not None:
+        host, port = pool.group(1), pool.group(2)
+    else:
+        url = _URL_HOST.search(text)
+        if url is None:
+            return f"cannot connect: {reason}"
+        host, port = url.group(1), url.group(2)
+    where = f"{host}:{port}" if port else host
+    if reason.startswith("no answer"):
+        return f"{where}: {reason}"  # connected; the answer did not come
+    return f"cannot connect to {where}: {reason}"
+
+
+def attempts_text(attempts: int, seconds: float) -> str:
+    """How hard a call was tried, e.g. ``4 attempts in 126 s``."""
+    return f"{attempts} attempt{'s' if attempts != 1 else ''} in {seconds:.0f} s"

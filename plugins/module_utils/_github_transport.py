@@ -28,10 +28,13 @@ import traceback
 import typing as t
 import urllib.parse
 
+from ansible_collections.selfhosted.github_runners.plugins.module_utils._argspec import GITHUB_CREDENTIAL_ENV
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._errors import (
     ConfigError,
     GithubError,
     RateLimitError,
+    attempts_text,
+    connection_problem,
 )
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._logging import redact
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._ratelimit import GithubRate, TokenBucket
@@ -73,18 +76,43 @@ class GithubAuth:
     installation_id: t.Optional[int] = None
 
     def __post_init__(self) -> None:
-        app = (self.app_id, self.private_key, self.installation_id)
+        app = {
+            "github_app_id": self.app_id,
+            "github_app_private_key": self.private_key,
+            "github_app_installation_id": self.installation_id,
+        }
         if self.token:
-            if any(v is not None for v in app):
-                raise ConfigError("github_auth", "give either a token or GitHub App credentials, not both")
-        elif not all(v not in (None, "") for v in app):
+            if any(v is not None for v in app.values()):
+                raise ConfigError(
+                    "github_token", "give either github_token or the github_app_* options of a GitHub App, not both"
+                )
+            return
+        missing = [option for option, value in app.items() if value in (None, "")]
+        if len(missing) == len(app):
+            raise ConfigError("github_token", f"no GitHub credentials: {CREDENTIALS_WANTED}")
+        if missing:
             raise ConfigError(
-                "github_auth",
-                "give a token, or all of app_id, private_key and installation_id",
+                missing[0],
+                f"a GitHub App needs {' and '.join(_wanted(option) for option in missing)} too",
             )
 
     def secrets(self) -> t.Tuple[str, ...]:
         return tuple(s for s in (self.token, self.private_key) if s)
+
+
+def _wanted(option: str) -> str:
+    """An option with its environment variable; the private key with its file alternative."""
+    if option == "github_app_private_key":
+        path = "github_app_private_key_path"
+        return f"{option} or {path} (env {GITHUB_CREDENTIAL_ENV[option]} or {GITHUB_CREDENTIAL_ENV[path]})"
+    return f"{option} (env {GITHUB_CREDENTIAL_ENV[option]})"
+
+
+#: What GitHub authentication takes, with the environment variables that stand in for the options.
+CREDENTIALS_WANTED = (
+    f"give {_wanted('github_token')}, or all of {_wanted('github_app_id')}, {_wanted('github_app_private_key')}"
+    f" and {_wanted('github_app_installation_id')}"
+)
 
 
 def _next_page_params(link_header: t.Optional[str]) -> t.Optional[t.Dict[str, str]]:
@@ -164,7 +192,7 @@ class GithubTransport:
         if auth.token is not None:
             return Auth.Token(auth.token)
         if auth.app_id is None or auth.private_key is None or auth.installation_id is None:
-            raise ConfigError("github_auth", "give a token, or all of app_id, private_key and installation_id")
+            raise ConfigError("github_token", f"no GitHub credentials: {CREDENTIALS_WANTED}")
         app = Auth.AppAuth(auth.app_id, auth.private_key)
         try:
             app.create_jwt()  # fail now, without a request, if the key cannot sign
@@ -222,8 +250,12 @@ class GithubTransport:
     ) -> t.Tuple[t.Dict[str, t.Any], t.Any]:
         """(headers, JSON body) of one call, retried as the policy allows; GithubError on failure."""
         call = f"{method} {path}"
+        attempts = 0
+        started = time.monotonic()
 
         def attempt() -> t.Tuple[t.Dict[str, t.Any], t.Any]:
+            nonlocal attempts
+            attempts += 1
             if method in _MUTATING:
                 self._respect_hold(call)
                 if method == "POST":  # deletions clean up: they may use the reserve
@@ -247,9 +279,12 @@ class GithubTransport:
                 self._hold(error.reset_in)
             raise error from None
         except requests.exceptions.Timeout:
-            raise GithubError(call, f"timed out: no answer within {self.timeout} s") from None
+            tried = attempts_text(attempts, time.monotonic() - started)
+            raise GithubError(call, f"timed out: no answer within {self.timeout} s per attempt ({tried})") from None
         except requests.exceptions.RequestException as exc:
-            raise GithubError(call, f"connection failed: {self._redact(str(exc))}") from None
+            tried = attempts_text(attempts, time.monotonic() - started)
+            problem = connection_problem(self._redact(str(exc)))
+            raise GithubError(call, f"connection failed ({tried}): {problem}") from None
 
     def _retryable(self, method: str, exc: BaseException) -> t.Optional[float]:
         # A POST that may have been carried out (5xx, read timeout, connection lost after

@@ -19,6 +19,9 @@ import base64
 import collections
 import dataclasses
 import datetime
+import difflib
+import itertools
+import re
 import threading
 import time
 import traceback
@@ -34,6 +37,8 @@ from ansible_collections.selfhosted.github_runners.plugins.module_utils._errors 
     CloudError,
     QuotaExceededError,
     UnresolvedError,
+    attempts_text,
+    connection_problem,
 )
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._identity import (
     controller_tag,
@@ -141,6 +146,28 @@ def pool_lookups(pool: PoolSpec) -> t.List[t.Tuple[str, LookupKind, str]]:
     return lookups
 
 
+#: keystoneauth ends its messages with the status that CloudError gives anyway.
+_STATUS_SUFFIX = re.compile(r"\s*\(HTTP \d{3}\)$")
+_TOKEN_URL = re.compile(r"https?://\S*?/auth/tokens")
+
+
+def authentication_call(exc: BaseException) -> t.Optional[str]:
+    """The call to name when `exc` comes from Keystone authentication (made inside another call), else None.
+
+    openstacksdk authenticates lazily, inside the first request that needs a token: without
+    this, a wrong password or an unreachable Keystone reads as a failed ``GET /servers/detail``.
+    """
+    url = str(getattr(exc, "url", None) or "")
+    if "/auth/tokens" not in url:
+        found = _TOKEN_URL.search(str(exc))
+        url = found.group(0) if found else ""
+    if url:
+        return f"authentication (POST {url})"
+    if HAS_OPENSTACK and isinstance(exc, (ks_exc.AuthorizationFailure, ks_exc.DiscoveryFailure)):
+        return "authentication"
+    return None
+
+
 class _NoSingleMatch(CloudError):
     """The cloud has no resource of that name, or more than one."""
 
@@ -187,6 +214,7 @@ class CloudClient:
         # Look-up answers for the run, failures (CloudError) included.
         self._resolved: t.Dict[t.Tuple[str, str], t.Any] = {}
         self._resolve_locks: t.Dict[t.Tuple[str, str], threading.Lock] = {}
+        self._hints: t.Dict[t.Tuple[str, str], str] = {}  # the names listed after a failed look-up
         # Count every HTTP request the session makes (auth and version discovery included).
         conn.session.session.hooks["response"].append(self._on_response)
         _disable_sdk_retries(conn.session)
@@ -241,7 +269,12 @@ class CloudClient:
 
     # The one call path --------------------------------------------------------------
     def _call(self, operation: str, call: str, fn: t.Callable[[], t.Any], *, idempotent: bool = True) -> t.Any:
+        attempts = 0
+        started = time.monotonic()
+
         def attempt() -> t.Any:
+            nonlocal attempts
+            attempts += 1
             with self._lock:
                 self._calls[operation] += 1
             return fn()
@@ -262,15 +295,24 @@ class CloudClient:
         except os_exc.HttpException as exc:
             raise self._translate(call, exc.status_code, exc.details or exc.message) from None
         except ks_exc.HttpError as exc:
+            call = authentication_call(exc) or call
             raise self._translate(call, exc.http_status, exc.details or exc.message) from None
-        except ks_exc.ConnectTimeout:
-            raise CloudError(call, "timed out: no answer within the API timeout") from None
+        except ks_exc.ConnectTimeout as exc:
+            tried = attempts_text(attempts, time.monotonic() - started)
+            raise CloudError(
+                authentication_call(exc) or call, f"timed out: no answer within the API timeout ({tried})"
+            ) from None
+        except ks_exc.ConnectionError as exc:
+            tried = attempts_text(attempts, time.monotonic() - started)
+            raise CloudError(
+                authentication_call(exc) or call, f"connection failed ({tried}): {connection_problem(str(exc))}"
+            ) from None
         except (os_exc.SDKException, ks_exc.ClientException) as exc:
-            raise CloudError(call, str(exc)) from None
+            raise CloudError(authentication_call(exc) or call, connection_problem(str(exc))) from None
 
     @staticmethod
     def _translate(call: str, status: t.Optional[int], detail: t.Any) -> CloudError:
-        message = str(detail or "no message").strip()
+        message = _STATUS_SUFFIX.sub("", str(detail or "no message").strip())  # the status is given once
         if status in (403, 413) and "quota" in message.lower():
             return QuotaExceededError(call, message, status)
         return CloudError(call, message, status)
@@ -375,14 +417,47 @@ class CloudClient:
 
     # Look-ups, once per name per run ---------------------------------------------------------
     def resolve(self, pool: PoolSpec) -> None:
-        """Look up the pool's flavor, image, networks and security groups; UnresolvedError names the field."""
+        """Look up the pool's flavor, image, networks and security groups; UnresolvedError names the field.
+
+        A name the cloud does not have comes with the names it has (a short list) or the close
+        ones; that listing is made only then, never on the way to a create.
+        """
         for field, kind, name in pool_lookups(pool):
             try:
                 self._find(kind, name)
             except _NoSingleMatch as exc:
-                raise UnresolvedError(field, exc.detail) from None
+                hint = ""
+                if exc.status == 404:
+                    with self._lock:
+                        cached = self._hints.get((kind, name))
+                    hint = self._existing_names(kind, name) if cached is None else cached
+                    with self._lock:
+                        self._hints[(kind, name)] = hint
+                raise UnresolvedError(field, exc.detail + hint) from None
             except CloudError as exc:
                 raise UnresolvedError(field, f"cannot look up {_label(kind)} {name!r}: {exc}") from None
+
+    def _existing_names(self, kind: LookupKind, missing: str) -> str:
+        """`` (flavors: m1.tiny, m1.small)`` for a short list, ``(did you mean ...?)`` for a long one, or ''."""
+        # (proxy, method): only the proxy of this kind is touched, as for the look-up itself.
+        listers = {
+            "flavor": ("compute", "flavors"),
+            "image": ("image", "images"),
+            "network": ("network", "networks"),
+            "security_group": ("network", "security_groups"),
+        }
+
+        def names() -> t.List[str]:
+            proxy, method = listers[kind]
+            scope = {"project_id": self.conn.current_project_id} if kind == "security_group" else {}
+            found = itertools.islice(getattr(getattr(self.conn, proxy), method)(**scope), MAX_NAMES_LISTED)
+            return sorted({str(item.name) for item in found if getattr(item, "name", None)})
+
+        try:
+            known = self._call(f"list_{kind}s", f"list {_label(kind)}s", names)
+        except CloudError:
+            return ""  # the names are a help, not the error
+        return names_hint(f"{_label(kind)}s", missing, known)
 
     def _find(self, kind: LookupKind, name_or_id: str) -> t.Any:
         if kind in ("image", "network") and is_uuid(name_or_id):
@@ -427,6 +502,22 @@ class CloudClient:
 
     def close(self) -> None:
         self.conn.close()
+
+
+#: Names read when a look-up fails (to list the names that exist, or the close ones).
+MAX_NAMES_LISTED = 500
+#: Up to this many names are all listed; from a longer list only the close ones.
+SHORT_LIST = 10
+
+
+def names_hint(kinds: str, missing: str, known: t.Sequence[str]) -> str:
+    """What to add to "no flavor named 'm1.smal'": the names there are when few, else the close ones."""
+    if not known:
+        return f" (there are no {kinds})"
+    if len(known) <= SHORT_LIST:
+        return f" ({kinds}: {', '.join(known)})"
+    close = difflib.get_close_matches(missing, known, n=3)
+    return f" (did you mean {' or '.join(repr(name) for name in close)}?)" if close else ""
 
 
 def _label(kind: LookupKind) -> str:

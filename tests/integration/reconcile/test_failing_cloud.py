@@ -88,9 +88,11 @@ def test_an_unknown_image_makes_no_jit_registration_and_the_other_pools_go_on(
     assert run["failed"] is True
     assert "pools[0].image: no image named 'ubuntu-24.04-runnr'" in run["msg"]
     assert "pools[1].image: no image named 'ubuntu-24.04-runnr'" in run["msg"]
+    # The images that do exist come with it (a short list).
+    images = "cirros-0.6.2, ubuntu-22.04, ubuntu-24.04-runner"
     assert [p["errors"] for p in run["pools"][:2]] == [
-        [f"pool {typo['name']}: pools[0].image: no image named 'ubuntu-24.04-runnr'"],
-        [f"pool {same_typo['name']}: pools[1].image: no image named 'ubuntu-24.04-runnr'"],
+        [f"pool {typo['name']}: pools[0].image: no image named 'ubuntu-24.04-runnr' (images: {images})"],
+        [f"pool {same_typo['name']}: pools[1].image: no image named 'ubuntu-24.04-runnr' (images: {images})"],
     ]
     assert len(run["pools"][2]["created"]) == 1 and run["pools"][2]["errors"] == []
     # One look-up per image name for the whole run (each starts with a GET by id): the failed
@@ -105,7 +107,7 @@ def test_check_mode_names_an_unknown_network_too(sandbox: t.Any, ansible: Ansibl
     pool = pool_dict(sandbox, min_idle=1, networks=["runners-net", "runners-nett"])
     sandbox.reset_counters()
     run = ansible.run("github_runner_pool", pool_args(pool), check=True, expect_failure=True).result
-    assert run["msg"].endswith("pools[0].networks[1]: no network named 'runners-nett'")
+    assert run["msg"].endswith("pools[0].networks[1]: no network named 'runners-nett' (networks: runners-net)")
     assert sandbox.calls("github", "POST") == 0 and sandbox.calls("nova", "POST") == 0
 
 

@@ -43,10 +43,22 @@ def test_auth_token_or_app_but_not_both_nor_neither() -> None:
     assert GithubAuth(app_id=1, private_key="k", installation_id=2).secrets() == ("k",)
     with pytest.raises(ConfigError, match="not both"):
         GithubAuth(token=TOKEN, app_id=1)
-    with pytest.raises(ConfigError, match="all of app_id"):
-        GithubAuth(app_id=1, private_key="k")
-    with pytest.raises(ConfigError):
+
+
+def test_missing_credentials_name_the_real_options_and_their_environment_variables() -> None:
+    with pytest.raises(ConfigError) as none:
         GithubAuth()
+    assert none.value.field == "github_token"
+    assert none.value.message == (
+        "no GitHub credentials: give github_token (env GITHUB_TOKEN), or all of github_app_id (env GITHUB_APP_ID),"
+        " github_app_private_key or github_app_private_key_path (env GITHUB_APP_PRIVATE_KEY or"
+        " GITHUB_APP_PRIVATE_KEY_FILE) and github_app_installation_id (env GITHUB_APP_INSTALLATION_ID)"
+    )
+    with pytest.raises(ConfigError) as partial:
+        GithubAuth(app_id=1, private_key="k")
+    assert partial.value.field == "github_app_installation_id"
+    assert partial.value.message == "a GitHub App needs github_app_installation_id (env GITHUB_APP_INSTALLATION_ID) too"
+    assert "github_auth" not in str(none.value) + str(partial.value)
 
 
 def test_auth_repr_hides_secrets() -> None:

@@ -186,12 +186,24 @@ def test_pool_name_of_20_characters() -> None:
         (["linux", "a,b"], "pools[0].labels[1]"),
         (["linux", " gpu"], "pools[0].labels[1]"),
         (["linux", 7], "pools[0].labels[1]"),
+        (["linux", True], "pools[0].labels[1]"),
+        (["linux", {"os": "linux"}], "pools[0].labels[1]"),
+        (["['self-hosted']"], "pools[0].labels[0]"),
+        (["linux", "{'os': 'linux'}"], "pools[0].labels[1]"),
+        (["linux", "'x64'"], "pools[0].labels[1]"),
         (["Linux", "x64", "linux"], "pools[0].labels[2]"),
         ([f"l{i}" for i in range(101)], "pools[0].labels"),
     ],
 )
 def test_bad_labels(labels: t.Any, path: str) -> None:
     assert error(raw_pool(labels=labels)).field == path
+
+
+def test_label_errors_say_what_is_wrong() -> None:
+    assert str(error(raw_pool(labels=["linux", 7]))) == "pools[0].labels[1]: must be a string, got int 7"
+    assert str(error(raw_pool(labels=["['self-hosted']"]))) == (
+        "pools[0].labels[0]: must be a plain label, got \"['self-hosted']\": give labels as a YAML list of strings"
+    )
 
 
 def test_labels_are_kept_as_given_without_implied_defaults() -> None:
