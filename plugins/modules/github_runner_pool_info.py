@@ -100,6 +100,14 @@ pools:
         busy:
           description: Whether GitHub says the runner is running a job.
           type: bool
+        spec:
+          description: The hash of the pool settings the VM was created from (C(ghr_spec) metadata); null for VMs
+            created by versions that did not record it, and without a VM.
+          type: str
+          sample: 18852bb289d4e456
+        outdated:
+          description: Whether the VM was created from other pool settings than the current ones (false when unknown).
+          type: bool
 unmanaged:
   description: VMs of this O(controller_id) per pool that is not in O(pools) (VMs being deleted not counted).
   returned: always
