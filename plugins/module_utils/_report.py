@@ -250,6 +250,8 @@ def runner_info(view: RunnerView) -> t.Dict[str, t.Any]:
         "scope": format_scope(view.scope) if view.scope is not None else None,
         "github_status": ("online" if gh.online else "offline") if gh else None,
         "busy": view.busy,
+        "labels": list(gh.labels) if gh else None,
+        "created_at": format_timestamp(vm.created_at) if vm else None,
         "spec": vm.spec if vm else None,
         "outdated": view.outdated,
     }

@@ -28,6 +28,7 @@ from ansible_collections.selfhosted.github_runners.plugins.module_utils._planner
     without_github_changes,
 )
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._reconcile import ReconcileOptions
+from ansible_collections.selfhosted.github_runners.plugins.module_utils._report import runner_info
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._state import derive_states
 from tests.unit.plugins.module_utils.factories import NOW, SCOPE, TIMING, gh, pool, view, vm
 from tests.unit.plugins.module_utils.fakes import FakeCloud, FakeGithub
@@ -197,3 +198,13 @@ def test_a_changed_pool_rolls_its_idle_runners_over_and_leaves_busy_ones() -> No
     bring_online(github)
     steady = make_reconciler(github, cloud, held).run([after], ReconcileOptions("ci1"))
     assert not steady.changed and steady.pools[0].plan.outdated == (first.name,)
+
+
+def test_runner_info_shows_labels_creation_time_spec_and_whether_outdated() -> None:
+    current = spec_hash(pool())
+    runner = dataclasses.replace(gh("ci1-small-00000000000a", online=True), labels=("self-hosted", "old"))
+    machine = dataclasses.replace(vm("ci1-small-00000000000a", age=60.0), spec=OLD)
+    info = runner_info(derive_states([machine], [runner], NOW, TIMING, scope=SCOPE, spec=current)[0])
+    assert info["labels"] == ["self-hosted", "old"]
+    assert info["created_at"] == "2024-05-01T11:59:00Z"
+    assert (info["spec"], info["outdated"], info["state"]) == (OLD, True, "idle")
