@@ -176,7 +176,7 @@ options:
       max_replace_per_run:
         description:
           - Most outdated idle runners the pool replaces in one run (V(0) replaces none).
-          - Each VM records a hash of the pool settings that shape its runner (C(ghr_spec) metadata): O(pools[].labels),
+          - Each VM records a hash of the pool settings that shape its runner (C(ghr_spec) metadata), namely O(pools[].labels),
             O(pools[].runner_group), O(pools[].flavor), O(pools[].image), O(pools[].networks),
             O(pools[].security_groups), O(pools[].key_name), O(pools[].boot_from_volume), O(pools[].volume_size),
             O(pools[].availability_zone) and O(pools[].user_data). A runner whose VM records another hash than the

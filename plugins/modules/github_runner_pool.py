@@ -94,7 +94,8 @@ options:
   wait:
     description:
       - After reconciling, wait until every pool has at least O(pools[].min_idle) idle runners.
-      - Fails at once instead when a pool that needs runners backs off its creations (see O(pools[].creation_backoff)).
+      - Fails at once instead when a pool that needs runners backs off its creations (see O(pools[].creation_backoff)),
+        or needs more than O(pools[].max_create_per_run) allows in one run.
     type: bool
     default: false
   wait_timeout:

@@ -34,7 +34,7 @@ def test_changed_labels_replace_idle_runners_within_two_reconciles_and_leave_bus
     assert {s["metadata"]["ghr_spec"] for s in core.servers(name)} == {old_spec}
 
     reports = []
-    for _ in range(2):
+    for _round in range(2):
         report = core.reconcile([new_pool])
         assert report.errors == []
         reports.append(report.pools[0])

@@ -31,10 +31,14 @@ from ansible_collections.selfhosted.github_runners.plugins.module_utils._reconci
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._report import runner_info
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._state import derive_states
 from tests.unit.plugins.module_utils.factories import NOW, SCOPE, TIMING, gh, pool, view, vm
-from tests.unit.plugins.module_utils.fakes import FakeCloud, FakeGithub
-from tests.unit.plugins.module_utils.test_reconcile import bring_online, make_reconciler, setup_function  # noqa: F401
+from tests.unit.plugins.module_utils.fakes import FakeCloud, FakeGithub, MemoryLock
+from tests.unit.plugins.module_utils.test_reconcile import bring_online, make_reconciler
 
 OLD = "0123456789abcdef"
+
+
+def setup_function() -> None:
+    MemoryLock.states.clear()
 
 
 def test_the_spec_hash_is_a_fixed_function_of_the_spec() -> None:
@@ -137,7 +141,7 @@ def test_idle_outdated_runners_are_replaced_at_most_max_replace_per_run_busy_one
     assert "ci1-small-0000000000bb" not in {d.name for d in plan.delete}
     assert len(plan.outdated) == 5
     assert plan_pool(spec, views, mode="flushed").delete  # flushed replaces them all, as before
-    assert not [d for d in plan_pool(dataclasses.replace(spec, max_replace_per_run=0), views).delete]
+    assert not plan_pool(dataclasses.replace(spec, max_replace_per_run=0), views).delete
 
 
 def test_replacements_stay_within_max_create_per_run_so_the_pool_never_shrinks() -> None:

@@ -6,10 +6,14 @@ from ansible_collections.selfhosted.github_runners.plugins.module_utils._config 
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._planner import plan_pool
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._reconcile import ReconcileOptions
 from tests.unit.plugins.module_utils.factories import pool
-from tests.unit.plugins.module_utils.fakes import FakeCloud, FakeGithub, mutating_calls
-from tests.unit.plugins.module_utils.test_reconcile import make_reconciler, setup_function  # noqa: F401
+from tests.unit.plugins.module_utils.fakes import FakeCloud, FakeGithub, MemoryLock, mutating_calls
+from tests.unit.plugins.module_utils.test_reconcile import make_reconciler
 
 HUGE = {"min_idle": 100000, "max_runners": MAX_RUNNERS_LIMIT}
+
+
+def setup_function() -> None:
+    MemoryLock.states.clear()
 
 
 def test_a_huge_min_idle_creates_at_most_max_create_per_run_and_warns_twice() -> None:
