@@ -184,7 +184,7 @@ options:
           - Outdated idle runners are deleted and replaced by runners of the current settings, within
             O(pools[].max_create_per_run), and not while the pool's creations back off. Busy outdated runners are left
             alone; being ephemeral, they end with their job. VMs created by versions that did not record the hash are
-            never outdated (what they were created from is unknown); use O(state=flushed) to replace them.
+            never outdated (what they were created from is unknown); a run with C(state=flushed) replaces them.
         type: int
         default: 5
       creation_backoff:
