@@ -53,11 +53,13 @@ options:
         description: Name of the runner group (organizations and enterprises). The default group when not set.
         type: str
       min_idle:
-        description: Idle runners to keep ready for jobs.
+        description:
+          - Idle runners to keep ready for jobs.
+          - A value above O(pools[].max_runners) is capped by it, with a warning in the result.
         type: int
         default: 0
       max_runners:
-        description: Most runners (VMs) the pool may have at once, busy ones included.
+        description: Most runners (VMs) the pool may have at once, busy ones included; at most V(1000).
         type: int
         default: 10
       flavor:
@@ -168,6 +170,27 @@ options:
         description: Creations and deletions run at most this many at once.
         type: int
         default: 4
+      max_create_per_run:
+        description:
+          - Most runners the pool creates in one run (between V(1) and V(1000)), a guard against a size typed wrong.
+          - When the pool needs more, the rest is left for later runs, reported in the result's C(plan.limited) and
+            warned about (also in check mode).
+        type: int
+        default: 20
+      max_replace_per_run:
+        description:
+          - Most outdated idle runners the pool replaces in one run (V(0) replaces none).
+          - Each VM records a hash of the pool settings that shape its runner (C(ghr_spec) metadata), namely O(pools[].labels),
+            O(pools[].runner_group), O(pools[].flavor), O(pools[].image), O(pools[].networks),
+            O(pools[].security_groups), O(pools[].key_name), O(pools[].boot_from_volume), O(pools[].volume_size),
+            O(pools[].availability_zone) and O(pools[].user_data). A runner whose VM records another hash than the
+            pool's current settings is outdated. Sizes, timings and the GitHub scope do not change the hash.
+          - Outdated idle runners are deleted and replaced by runners of the current settings, within
+            O(pools[].max_create_per_run), and not while the pool's creations back off. Busy outdated runners are left
+            alone; being ephemeral, they end with their job. VMs created by versions that did not record the hash are
+            never outdated (what they were created from is unknown); a run with C(state=flushed) replaces them.
+        type: int
+        default: 5
       creation_backoff:
         description:
           - After failed creations, wait this long before the pool creates again; the wait doubles with each

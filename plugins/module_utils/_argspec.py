@@ -145,6 +145,8 @@ POOL: ArgSpec = {
     "registration_grace": {**_DURATION, "default": "2m"},
     "max_lifetime": {**_DURATION, "default": "24h"},
     "create_concurrency": {"type": "int", "default": 4},
+    "max_create_per_run": {"type": "int", "default": 20},
+    "max_replace_per_run": {"type": "int", "default": 5},
     "creation_backoff": {**_DURATION, "default": "1m"},
     "creation_backoff_max": {**_DURATION, "default": "30m"},
 }

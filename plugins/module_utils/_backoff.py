@@ -19,7 +19,8 @@ Rules:
 - A VM of the pool that reaches ACTIVE with its runner online (first seen online by this
   listing) ends the streak. Seen in the same listing as a failure, the success wins: the
   cloud can create again.
-- While the delay runs, the plan creates nothing (`hold_creations`); deletions go on.
+- While the delay runs, the plan creates nothing (`hold_creations`); deletions go on, but
+  outdated runners are not replaced meanwhile.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from ansible_collections.selfhosted.github_runners.plugins.module_utils._identit
     parse_timestamp,
 )
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._model import Plan, RunnerView
+from ansible_collections.selfhosted.github_runners.plugins.module_utils._planner import without_creations
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._retry import backoff as jittered_delay
 
 #: What a creation failure says about the cloud.
@@ -150,7 +152,7 @@ def hold_creations(plan: Plan, backoff: CreationBackoff, now: datetime.datetime)
     """The plan without its creations while the backoff runs (they are reported as `held`)."""
     if plan.create == 0 or not backoff.active(now):
         return plan
-    return dataclasses.replace(plan, create=0, held=plan.create)
+    return without_creations(plan)
 
 
 def _up(view: RunnerView) -> bool:

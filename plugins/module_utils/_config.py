@@ -20,6 +20,12 @@ from ansible_collections.selfhosted.github_runners.plugins.module_utils._model i
 
 #: Creations and deletions a pool runs at once, unless its create_concurrency says otherwise.
 DEFAULT_CONCURRENCY = 4
+#: The most runners a pool may have (`max_runners`): a typo must not become a fleet.
+MAX_RUNNERS_LIMIT = 1000
+#: Runners a pool creates in one reconcile at most, unless its max_create_per_run says otherwise.
+DEFAULT_MAX_CREATE_PER_RUN = 20
+#: Outdated idle runners a pool replaces in one reconcile at most, unless its max_replace_per_run says otherwise.
+DEFAULT_MAX_REPLACE_PER_RUN = 5
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,6 +68,10 @@ class PoolSpec:
     user_data: UserDataOptions = dataclasses.field(default_factory=UserDataOptions)
     timing: PoolTiming = dataclasses.field(default_factory=PoolTiming)
     create_concurrency: int = DEFAULT_CONCURRENCY
+    # Creations per reconcile at most; the rest waits for the next run (a guard against runaway sizes).
+    max_create_per_run: int = DEFAULT_MAX_CREATE_PER_RUN
+    # Outdated idle runners (see _drift) replaced per reconcile at most.
+    max_replace_per_run: int = DEFAULT_MAX_REPLACE_PER_RUN
     # Seconds before the first retry after a failed creation, doubling per failed round up to the max.
     creation_backoff: float = 60.0
     creation_backoff_max: float = 1800.0
@@ -131,6 +141,8 @@ _POOL_KEYS = frozenset(
         "registration_grace",
         "max_lifetime",
         "create_concurrency",
+        "max_create_per_run",
+        "max_replace_per_run",
         "creation_backoff",
         "creation_backoff_max",
     }
@@ -191,9 +203,10 @@ def parse_pool(raw: object, *, path: str = "pools[0]") -> PoolSpec:
     section = _mapping(raw, path, _POOL_KEYS)
     name = parse_pool_name(section.get("name"), path=f"{path}.name")
     min_idle = _int(section.get("min_idle"), f"{path}.min_idle", default=0, minimum=0)
-    max_runners = _int(section.get("max_runners"), f"{path}.max_runners", default=10, minimum=1)
-    if max_runners < min_idle:
-        raise ConfigError(f"{path}.max_runners", f"must be an integer >= min_idle ({min_idle})")
+    # A min_idle above max_runners is capped by it (the result warns), not refused.
+    max_runners = _int(
+        section.get("max_runners"), f"{path}.max_runners", default=10, minimum=1, maximum=MAX_RUNNERS_LIMIT
+    )
     boot_from_volume = _bool(section.get("boot_from_volume"), f"{path}.boot_from_volume", default=False)
     volume_size = _optional_int(section.get("volume_size"), f"{path}.volume_size", minimum=1)
     if boot_from_volume and volume_size is None:
@@ -227,6 +240,20 @@ def parse_pool(raw: object, *, path: str = "pools[0]") -> PoolSpec:
             default=DEFAULT_CONCURRENCY,
             minimum=1,
             maximum=MAX_CREATE_CONCURRENCY,
+        ),
+        max_create_per_run=_int(
+            section.get("max_create_per_run"),
+            f"{path}.max_create_per_run",
+            default=DEFAULT_MAX_CREATE_PER_RUN,
+            minimum=1,
+            maximum=MAX_RUNNERS_LIMIT,
+        ),
+        max_replace_per_run=_int(
+            section.get("max_replace_per_run"),
+            f"{path}.max_replace_per_run",
+            default=DEFAULT_MAX_REPLACE_PER_RUN,
+            minimum=0,
+            maximum=MAX_RUNNERS_LIMIT,
         ),
         creation_backoff=backoff,
         creation_backoff_max=backoff_max,

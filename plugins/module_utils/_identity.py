@@ -30,6 +30,7 @@ GHR_RUNNER_ID = "ghr_runner_id"
 GHR_CREATED_AT = "ghr_created_at"
 GHR_JOB_ID = "ghr_job_id"
 GHR_SCOPE = "ghr_scope"
+GHR_SPEC = "ghr_spec"
 CONTROLLER_TAG_PREFIX = "ghr-controller="
 POOL_TAG_PREFIX = "ghr-pool="
 SUFFIX_LENGTH = 12
@@ -37,6 +38,7 @@ SUFFIX_LENGTH = 12
 MAX_NAME_LENGTH = 64
 
 _SUFFIX_RE = re.compile(f"[0-9a-f]{{{SUFFIX_LENGTH}}}")
+_SPEC_RE = re.compile("[0-9a-f]{8,64}")
 _UTC = datetime.timezone.utc
 
 
@@ -48,6 +50,7 @@ class VmMetadata:
     created_at: t.Optional[datetime.datetime] = None
     job_id: t.Optional[int] = None
     scope: t.Optional[Scope] = None
+    spec: t.Optional[str] = None  # ghr_spec: the hash of the spec the VM was created from (see _drift)
 
 
 def name_prefix(controller_id: str, pool: str) -> str:
@@ -158,14 +161,22 @@ def parse_scope_text(value: object) -> t.Optional[Scope]:
 
 
 def vm_metadata(
-    runner_id: int, created_at: datetime.datetime, scope: Scope, job_id: t.Optional[int] = None
+    runner_id: int,
+    created_at: datetime.datetime,
+    scope: Scope,
+    job_id: t.Optional[int] = None,
+    spec: t.Optional[str] = None,
 ) -> t.Dict[str, str]:
-    """The Nova metadata of a new runner VM (values are strings, as Nova requires)."""
+    """The Nova metadata of a new runner VM (values are strings, as Nova requires); `spec` is its spec hash."""
     metadata = {
         GHR_RUNNER_ID: str(runner_id),
         GHR_CREATED_AT: format_timestamp(created_at),
         GHR_SCOPE: format_scope(scope),
     }
+    if spec is not None:
+        if not _SPEC_RE.fullmatch(spec):
+            raise ValueError(f"a spec hash must be 8 to 64 lower-case hex digits, got {spec!r}")
+        metadata[GHR_SPEC] = spec
     if job_id is not None:
         metadata[GHR_JOB_ID] = str(job_id)
     return metadata
@@ -180,7 +191,12 @@ def parse_vm_metadata(metadata: t.Optional[t.Mapping[str, object]]) -> VmMetadat
         created_at=parse_timestamp(metadata.get(GHR_CREATED_AT)),
         job_id=_positive_int(metadata.get(GHR_JOB_ID)),
         scope=parse_scope_text(metadata.get(GHR_SCOPE)),
+        spec=_spec(metadata.get(GHR_SPEC)),
     )
+
+
+def _spec(value: object) -> t.Optional[str]:
+    return value if isinstance(value, str) and _SPEC_RE.fullmatch(value) else None
 
 
 def _positive_int(value: object) -> t.Optional[int]:

@@ -28,6 +28,7 @@ import threading
 import typing as t
 
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._config import DEFAULT_CONCURRENCY, PoolSpec
+from ansible_collections.selfhosted.github_runners.plugins.module_utils._drift import spec_hash
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._errors import (
     CloudError,
     RateLimitError,
@@ -174,7 +175,7 @@ class PlanExecutor:
                 name,
                 pool,
                 render_user_data(pool, jit_config),
-                vm_metadata(runner.id, self.clock(), pool.scope),
+                vm_metadata(runner.id, self.clock(), pool.scope, spec=spec_hash(pool)),
                 [controller_tag(self.controller_id), pool_tag(pool.name)],
             )
         except RunnerError:

@@ -61,6 +61,8 @@ class VmInfo:
     fault: t.Optional[str] = None  # Nova fault message for ERROR servers
     # ghr_scope metadata: where its runner was registered; None on VMs from before it was recorded.
     scope: t.Optional[Scope] = None
+    # ghr_spec metadata: the hash of the pool spec it was created from; None on VMs from before it was recorded.
+    spec: t.Optional[str] = None
 
     @property
     def failed(self) -> bool:
@@ -138,6 +140,8 @@ class RunnerView:
     # Where the runner is registered: the listing that showed it, else the VM's recorded
     # scope, else the pool's; None when none of them is known (a pool no longer configured).
     scope: t.Optional[Scope] = None
+    # Its VM was created from another spec than the pool's current one (see _drift); False when unknown.
+    outdated: bool = False
 
     @property
     def busy(self) -> bool:
@@ -153,6 +157,7 @@ class DeleteReason(str, enum.Enum):
     ORPHAN = "orphan"
     EXPIRED = "expired"
     SCALE_DOWN = "scale_down"
+    OUTDATED = "outdated"  # an idle runner of an older pool spec, replaced
     FLUSH = "flush"
     ABSENT = "absent"
 
@@ -185,6 +190,12 @@ class Plan:
     deferred: t.Tuple[str, ...] = ()
     # Creations the pool's creation backoff puts off to a later run (see _backoff).
     held: int = 0
+    # Creations the pool's max_create_per_run puts off to a later run.
+    limited: int = 0
+    # Runners created from an older spec of the pool (busy ones included: they end with their job).
+    outdated: t.Tuple[str, ...] = ()
+    # What the user should know about the plan (the size guards).
+    warnings: t.Tuple[str, ...] = ()
 
     @property
     def empty(self) -> bool:

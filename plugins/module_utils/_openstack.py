@@ -125,6 +125,7 @@ def vm_from_server(server: t.Mapping[str, t.Any], controller_id: str) -> t.Optio
         job_id=metadata.job_id,
         fault=str(fault["message"]) if isinstance(fault, dict) and fault.get("message") else None,
         scope=metadata.scope,
+        spec=metadata.spec,
     )
 
 

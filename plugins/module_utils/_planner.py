@@ -16,6 +16,16 @@ Rules:
 - ``flushed``: stale runners go as in ``present``; idle and booting runners are
   replaced (reason ``flush``: a booting runner may come from the old image too);
   busy ones are deferred; replacements are created up to the ``present`` size.
+- Drift (``present``): an idle runner whose VM records another spec hash than the
+  pool's (`RunnerView.outdated`) is replaced (reason ``outdated``), at most
+  ``max_replace_per_run`` per run and no more than the creations left under
+  ``max_create_per_run`` can refill, so the pool does not shrink while it rolls over.
+  Surplus idle runners are scaled down outdated ones first. Busy outdated runners
+  are left alone: they end with their job (ephemeral), and booting ones are
+  replaced once idle.
+- Size guards: creations are capped at ``max_create_per_run`` (the rest are reported
+  as `Plan.limited` and wait for later runs), and a ``min_idle`` above ``max_runners``
+  is capped by it; both come with a warning in the plan.
 - GitHub is asked about a runner only in the scope it is registered in
   (`Deletion.scope`). A VM that may still run, whose runner no listing showed, is
   deleted only once GitHub says that runner is gone. Where GitHub cannot say so, the
@@ -77,14 +87,43 @@ def plan_pool(
     deletions, deferred, kept = _plan_deletions(views, mode, force, pool.timing)
     busy = sum(1 for view in kept if _is_busy(view))
     desired = 0 if mode == "absent" else min(pool.max_runners, busy + max(pool.min_idle, queued_jobs))
-    surplus = len(kept) - desired
-    if mode == "present" and surplus > 0:
+    if mode == "present":
         idle = [view for view in kept if view.state == RunnerState.IDLE and not _is_busy(view)]
-        idle.sort(key=lambda view: (-view.age, view.name))
+        # Outdated ones first, then the oldest.
+        idle.sort(key=lambda view: (not view.outdated, -view.age, view.name))
+        surplus = max(0, len(kept) - desired)
         for view in idle[:surplus]:
             deletions.append(_deletion(view, DeleteReason.SCALE_DOWN))
             kept.remove(view)
-    return _plan(pool.name, desired, kept, deletions, deferred)
+        room = pool.max_create_per_run - max(0, desired - len(kept))
+        outdated = [view for view in idle[surplus:] if view.outdated]
+        for view in outdated[: max(0, min(pool.max_replace_per_run, room))]:
+            deletions.append(_deletion(view, DeleteReason.OUTDATED))
+            kept.remove(view)
+    plan = _plan(pool.name, desired, kept, deletions, deferred)
+    limited = max(0, plan.create - pool.max_create_per_run)
+    return dataclasses.replace(
+        plan,
+        create=plan.create - limited,
+        limited=limited,
+        outdated=tuple(sorted(view.name for view in views if view.outdated)),
+        warnings=_size_warnings(pool, mode, limited),
+    )
+
+
+def _size_warnings(pool: PoolSpec, mode: Mode, limited: int) -> t.Tuple[str, ...]:
+    warnings: t.List[str] = []
+    if mode != "absent" and pool.min_idle > pool.max_runners:
+        warnings.append(
+            f"pool {pool.name}: min_idle ({pool.min_idle}) is above max_runners ({pool.max_runners}):"
+            f" the pool is capped at {pool.max_runners} runners"
+        )
+    if limited:
+        warnings.append(
+            f"pool {pool.name}: {limited} more runner(s) wanted than max_create_per_run"
+            f" ({pool.max_create_per_run}) allows in one run: they are left for later runs"
+        )
+    return tuple(warnings)
 
 
 def plan_unlisted_pool(name: str, views: t.Sequence[RunnerView], timing: PoolTiming, *, force: bool = False) -> Plan:
@@ -182,5 +221,13 @@ def without_github_changes(plan: Plan) -> Plan:
     For a pool that GitHub's rate limit holds back: deletions of VMs alone (and those that
     only ask GitHub whether the runner is gone) go on; the rest waits for a later run.
     """
-    kept = tuple(d for d in plan.delete if d.runner_id is None or d.confirm_gone)
-    return dataclasses.replace(plan, create=0, delete=kept, held=plan.held + plan.create)
+    kept = tuple(d for d in without_creations(plan).delete if d.runner_id is None or d.confirm_gone)
+    return dataclasses.replace(without_creations(plan), delete=kept)
+
+
+def without_creations(plan: Plan) -> Plan:
+    """The plan less its creations (reported as `held`) and the replacements of outdated runners,
+    which wait with them: an outdated runner is not deleted while nothing can replace it."""
+    kept = tuple(d for d in plan.delete if d.reason is not DeleteReason.OUTDATED)
+    replaced = len(plan.delete) - len(kept)
+    return dataclasses.replace(plan, create=0, delete=kept, held=plan.held + max(0, plan.create - replaced))

@@ -34,6 +34,7 @@ from ansible_collections.selfhosted.github_runners.plugins.module_utils._backoff
     observe_boots,
 )
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._config import PoolSpec
+from ansible_collections.selfhosted.github_runners.plugins.module_utils._drift import spec_hash
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._errors import (
     GithubError,
     LockError,
@@ -172,7 +173,13 @@ class Snapshot:
         self, pool: PoolSpec, now: datetime.datetime, history: t.Optional[RunnerHistory] = None
     ) -> t.List[RunnerView]:
         return derive_states(
-            self.vms(pool.name), self.runners(pool.name, pool.scope), now, pool.timing, history, pool.scope
+            self.vms(pool.name),
+            self.runners(pool.name, pool.scope),
+            now,
+            pool.timing,
+            history,
+            pool.scope,
+            spec_hash(pool),
         )
 
     def unlisted(self) -> t.Dict[str, int]:
@@ -491,7 +498,8 @@ def wait_for_idle(
     interval = 1.0
     while True:
         counts = idle_counts(reconciler.view(pools, controller_id))
-        if all(counts[p.name] >= p.min_idle for p in pools):
+        # A min_idle above max_runners is capped by it.
+        if all(counts[p.name] >= min(p.min_idle, p.max_runners) for p in pools):
             return counts
         remaining = deadline - time.monotonic()
         if remaining <= 0:

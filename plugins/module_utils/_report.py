@@ -65,7 +65,7 @@ class PoolReport:
         }
 
     def warnings(self) -> t.List[str]:
-        found = []
+        found = list(self.plan.warnings)
         if self.backing_off and self.backoff.until is not None:
             found.append(
                 f"pool {self.pool}: creations back off until {format_timestamp(self.backoff.until)} after"
@@ -112,6 +112,10 @@ class PoolReport:
             line += f"; VMs kept until GitHub can tell their runner is gone: {len(self.plan.deferred) - deferred_busy}"
         if self.scope_changed:
             line += f"; registered in another scope than the pool's: {len(self.scope_changed)}"
+        if self.plan.outdated:
+            line += f"; outdated (an older pool spec): {len(self.plan.outdated)}"
+        if self.plan.limited:
+            line += f"; {self.plan.limited} more left for later runs (max_create_per_run)"
         if self.plan.held and self.backoff.until is not None:
             line += f"; {self.plan.held} held back until {format_timestamp(self.backoff.until)} (creation backoff)"
         if self.github_not_before is not None:
@@ -135,12 +139,15 @@ class PoolReport:
                 "delete": [{"name": d.name, "reason": d.reason.value, "busy": d.busy} for d in plan.delete],
                 "deferred": list(plan.deferred),
                 "held": plan.held,
+                "limited": plan.limited,
+                "outdated": len(plan.outdated),
             },
             "backoff": self.backoff_info(),
             "created": sorted(self.execution.created),
             "deleted": {reason: sorted(names) for reason, names in self.execution.deleted.items()},
             "skipped_busy": sorted(self.execution.skipped_busy),
             "scope_changed": sorted(self.scope_changed),
+            "outdated": list(plan.outdated),
             "errors": list(self.execution.errors),
             "duration": round(self.duration, 3),
             "github_not_before": _timestamp(self.github_not_before),
@@ -202,6 +209,11 @@ class ReconcileReport:
         return found
 
     @property
+    def limited(self) -> t.List[str]:
+        """Pools whose creations max_create_per_run cut short: they reach their size only in later runs."""
+        return [p.pool for p in self.pools if p.plan.limited]
+
+    @property
     def held(self) -> t.List[str]:
         """Pools that need runners but create none while their creations back off or GitHub holds them back."""
         return [p.pool for p in self.pools if p.plan.held]
@@ -211,7 +223,7 @@ class ReconcileReport:
         before: t.Dict[str, t.Dict[str, str]] = {}
         after: t.Dict[str, t.Dict[str, str]] = {}
         for report in self.pools:
-            runners = {v.name: v.state.value for v in report.views}
+            runners = {v.name: v.state.value + (" (outdated)" if v.outdated else "") for v in report.views}
             before[report.pool] = runners
             if self.check_mode:
                 gone = {d.name for d in report.plan.delete}
@@ -264,6 +276,10 @@ def runner_info(view: RunnerView) -> t.Dict[str, t.Any]:
         "scope": format_scope(view.scope) if view.scope is not None else None,
         "github_status": ("online" if gh.online else "offline") if gh else None,
         "busy": view.busy,
+        "labels": list(gh.labels) if gh else None,
+        "created_at": format_timestamp(vm.created_at) if vm else None,
+        "spec": vm.spec if vm else None,
+        "outdated": view.outdated,
     }
 
 

@@ -132,17 +132,20 @@ def derive_states(
     timing: PoolTiming,
     history: t.Optional[RunnerHistory] = None,
     scope: t.Optional[Scope] = None,
+    spec: t.Optional[str] = None,
 ) -> t.List[RunnerView]:
     """Join VMs and GitHub runners by scope and name and derive each one's state, sorted by name.
 
     `scope` is the pool's scope, for VMs that record none and runners listed without one.
+    `spec` is the hash of the pool's current spec: a VM that records another one is outdated
+    (whatever its state); one that records none is not (unknown).
     """
     _require_aware(now)
     by_key: t.Dict[_JoinKey, GithubRunner] = {}
     for runner in sorted(runners, key=lambda r: r.id):
         by_key.setdefault((runner.scope or scope, runner.name), runner)
     joined = _join(vms, by_key, scope)
-    views = [_view(vm, runner, now, timing, history, scope) for vm, runner in joined]
+    views = [_view(vm, runner, now, timing, history, scope, spec) for vm, runner in joined]
     return sorted(views, key=lambda v: (v.name, v.vm.id if v.vm else "", v.github.id if v.github else 0))
 
 
@@ -177,6 +180,7 @@ def _view(
     timing: PoolTiming,
     history: t.Optional[RunnerHistory],
     pool_scope: t.Optional[Scope],
+    spec: t.Optional[str] = None,
 ) -> RunnerView:
     name = vm.name if vm is not None else runner.name if runner is not None else ""
     # The join matched runner and VM by scope: either one tells it.
@@ -190,7 +194,8 @@ def _view(
         # Unknown age of a runner without VM; observe() before derive_states() avoids this.
         age = None if history is None else 0.0
     state = _state(vm, runner, age, now, timing, history)
-    return RunnerView(name=name, state=state, vm=vm, github=runner, age=age or 0.0, scope=scope)
+    outdated = spec is not None and vm is not None and vm.spec is not None and vm.spec != spec
+    return RunnerView(name=name, state=state, vm=vm, github=runner, age=age or 0.0, scope=scope, outdated=outdated)
 
 
 def _state(

@@ -23,6 +23,11 @@ description:
   - VMs created by versions that did not record the scope are taken to be in the pool's current scope, and are not
     deleted because that scope no longer lists their runner until they reach O(pools[].max_lifetime)
     (O(force=true) deletes them).
+  - A pool whose labels, flavor, image, networks, security groups, key, or user data change replaces its idle runners
+    of the former settings (reason C(outdated)), at most O(pools[].max_replace_per_run) a run; busy ones end with their
+    job. They are listed in RV(pools[].outdated) and marked C(outdated) in the diff.
+  - A pool creates at most O(pools[].max_create_per_run) runners a run, and never more than O(pools[].max_runners)
+    (at most V(1000)); the result warns when either cuts the pool's size short.
   - VMs of the controller whose pool is not in O(pools) are reported in RV(unmanaged) with a warning, and left
     alone unless O(prune_unlisted_pools=true).
   - Before a pool's first runner of a run is registered on GitHub, its flavor, image, networks and security groups
@@ -93,7 +98,8 @@ options:
   wait:
     description:
       - After reconciling, wait until every pool has at least O(pools[].min_idle) idle runners.
-      - Fails at once instead when a pool that needs runners backs off its creations (see O(pools[].creation_backoff)).
+      - Fails at once instead when a pool that needs runners backs off its creations (see O(pools[].creation_backoff)),
+        or needs more than O(pools[].max_create_per_run) allows in one run.
     type: bool
     default: false
   wait_timeout:
@@ -263,6 +269,13 @@ pools:
           description: Runners not created because the pool's creations back off (see RV(pools[].backoff)) or GitHub's
             rate limit holds the pool back (see RV(pools[].github_not_before)).
           type: int
+        limited:
+          description: Runners not created in this run because of O(pools[].max_create_per_run); later runs create them.
+          type: int
+        outdated:
+          description: Runners of the pool created from its former settings (busy ones included), see
+            RV(pools[].outdated).
+          type: int
     backoff:
       description: The pool's creation backoff after this run (in check mode, as the run would leave it).
       type: dict
@@ -290,7 +303,8 @@ pools:
       type: list
       elements: str
     deleted:
-      description: Names of the runners deleted, by reason (failed, lost, finished, orphan, expired, scale_down, flush, absent).
+      description: Names of the runners deleted, by reason (failed, lost, finished, orphan, expired, scale_down, outdated,
+        flush, absent).
       type: dict
       sample: {finished: [ci1-small-0123456789ab]}
     skipped_busy:
@@ -301,6 +315,14 @@ pools:
       description:
         - VMs whose runner is registered in another GitHub scope than the pool's (the pool moved to another scope).
           They are reconciled in their own scope until they end.
+      type: list
+      elements: str
+      sample: [ci1-small-0123456789ab]
+    outdated:
+      description:
+        - Runners whose VM records a hash of other pool settings than the current ones (see
+          O(pools[].max_replace_per_run)), as listed before the run. Idle ones are replaced; busy ones end with their job.
+        - VMs that record no hash (created by older versions) are not listed.
       type: list
       elements: str
       sample: [ci1-small-0123456789ab]
@@ -435,7 +457,8 @@ def main():
         if failure is not None:  # every pool's result is returned with it
             result.update(failed=True, msg=failure)
         elif params["wait"] and not module.check_mode and params["state"] == "present":
-            if report.held:  # their runners cannot come before the backoff ends
+            # Their runners cannot come before the backoff ends, or before later runs create them.
+            if report.held or report.limited:
                 result.update(failed=True, msg="not waiting for idle runners: " + "; ".join(report.warnings))
             else:
                 result["idle"] = wait_for_idle(reconciler, pools, controller_id, params["wait_timeout"])

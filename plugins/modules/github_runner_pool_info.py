@@ -106,6 +106,23 @@ pools:
         busy:
           description: Whether GitHub says the runner is running a job.
           type: bool
+        labels:
+          description: The runner's labels as GitHub lists them, or null when GitHub does not list the runner.
+          type: list
+          elements: str
+          sample: [self-hosted, linux, small]
+        created_at:
+          description: When the VM was created (UTC, its C(ghr_created_at) metadata), or null without a VM.
+          type: str
+          sample: "2026-01-01T12:00:00Z"
+        spec:
+          description: The hash of the pool settings the VM was created from (C(ghr_spec) metadata); null for VMs
+            created by versions that did not record it, and without a VM.
+          type: str
+          sample: 18852bb289d4e456
+        outdated:
+          description: Whether the VM was created from other pool settings than the current ones (false when unknown).
+          type: bool
 unmanaged:
   description: VMs of this O(controller_id) per pool that is not in O(pools) (VMs being deleted not counted).
   returned: always

@@ -145,7 +145,7 @@ def test_two_concurrent_reconciles_never_exceed_max_runners(backend: Backend, co
 
 @pytest.mark.sandbox_only("100 VMs: a scale the sandbox's compute host serves in seconds")
 def test_steady_state_with_100_runners_lists_once(sandbox: t.Any, core: Core) -> None:
-    pool = pool_dict(sandbox, min_idle=100, max_runners=100, create_concurrency=16)
+    pool = pool_dict(sandbox, min_idle=100, max_runners=100, create_concurrency=16, max_create_per_run=100)
     core.reconcile([pool])
     core.wait_idle(pool["name"], 100, timeout=60)
     sandbox.reset_counters()

@@ -145,10 +145,11 @@ class FakeCloud:
         age: float = 60.0,
         runner_id: int | None = None,
         scope: Scope | None = None,
+        spec: str | None = None,
     ) -> VmInfo:
-        """A server as listed; `scope` is its ghr_scope (None: created before scopes were recorded)."""
+        """A server as listed; `scope` is its ghr_scope (None: created before scopes were recorded), `spec` its ghr_spec."""
         created = NOW - datetime.timedelta(seconds=age)
-        vm = VmInfo(f"vm-{next(self._ids)}", name, status, created, pool, runner_id, scope=scope)
+        vm = VmInfo(f"vm-{next(self._ids)}", name, status, created, pool, runner_id, scope=scope, spec=spec)
         self.servers[vm.id] = vm
         return vm
 
@@ -186,6 +187,7 @@ class FakeCloud:
                 recorded.runner_id,
                 fault=self.boot_fault,
                 scope=recorded.scope,
+                spec=recorded.spec,
             )
             self.servers[vm.id] = vm
         return vm.id

@@ -7,6 +7,7 @@ import typing as t
 import pytest
 
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._config import (
+    MAX_RUNNERS_LIMIT,
     PoolSpec,
     RunnerSoftware,
     UserDataOptions,
@@ -212,10 +213,27 @@ def test_labels_are_kept_as_given_without_implied_defaults() -> None:
     assert len(parse_pool(raw_pool(labels=[f"l{i}" for i in range(100)])).labels) == 100
 
 
-def test_max_runners_below_min_idle_names_the_field_of_the_right_pool() -> None:
+def test_min_idle_above_max_runners_is_accepted_and_capped_by_the_planner() -> None:
+    pools = parse_pools([raw_pool(name="a"), raw_pool(name="b", min_idle=100000, max_runners=1000)])
+    assert (pools[1].min_idle, pools[1].max_runners) == (100000, 1000)
+
+
+def test_max_runners_has_a_documented_upper_bound_and_the_error_names_the_field() -> None:
     with pytest.raises(ConfigError) as info:
-        parse_pools([raw_pool(name="a"), raw_pool(name="b", min_idle=3, max_runners=2)])
-    assert str(info.value).startswith("pools[1].max_runners: must be an integer >= min_idle")
+        parse_pools([raw_pool(name="a"), raw_pool(name="b", max_runners=10**12)])
+    assert info.value.field == "pools[1].max_runners"
+    assert f"between 1 and {MAX_RUNNERS_LIMIT}" in str(info.value)
+    assert parse_pool(raw_pool(max_runners=MAX_RUNNERS_LIMIT)).max_runners == MAX_RUNNERS_LIMIT
+
+
+def test_per_run_limits_have_defaults_and_bounds() -> None:
+    spec = parse_pool(raw_pool())
+    assert (spec.max_create_per_run, spec.max_replace_per_run) == (20, 5)
+    assert parse_pool(raw_pool(max_create_per_run="3", max_replace_per_run=0)).max_create_per_run == 3
+    for key, bad in (("max_create_per_run", 0), ("max_create_per_run", 10**6), ("max_replace_per_run", -1)):
+        with pytest.raises(ConfigError) as info:
+            parse_pool(raw_pool(**{key: bad}))
+        assert info.value.field == f"pools[0].{key}"
 
 
 @pytest.mark.parametrize(
