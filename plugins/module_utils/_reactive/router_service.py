@@ -254,7 +254,7 @@ def main(argv: t.Optional[t.Sequence[str]] = None) -> int:
         print(f"webhook-router: {args.config}: {len(settings.routes)} pools, {len(settings.secrets)} secrets: ok")
         return 0
     configure_logging(settings.log_format, settings.log_level)
-    prometheus_client.disable_created_metrics()  # the *_created series say nothing a scrape needs
+    prometheus_client.disable_created_metrics()  # type: ignore[no-untyped-call]  # *_created series: noise
     for path in settings.exposed_files:
         LOGGER.warning("secret file readable by others than its owner", extra={"fields": {"path": path}})
     try:
