@@ -50,6 +50,7 @@ SERVICE_IMPORT_ERROR: t.Optional[str]
 try:
     import prometheus_client
     from aiohttp import web
+    from aiohttp.http_exceptions import HttpProcessingError
 
     SERVICE_IMPORT_ERROR = None
 except ImportError as exc:
@@ -123,6 +124,18 @@ class _Formatter(logging.Formatter):
         return f"{record.levelname} {record.getMessage()}{extra}"
 
 
+class _BadRequests(logging.Filter):
+    """aiohttp logs each request its parser refuses as an error with a traceback: one warning line instead."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if isinstance(error, HttpProcessingError):
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+            record.msg, record.args, record.exc_info, record.exc_text = "bad HTTP request", None, None, None
+            record.fields = {"status": error.code, "detail": str(error.message).split("\n", 1)[0][:200]}
+        return True
+
+
 def configure_logging(log_format: str, level: str) -> None:
     """Logs of the process to stderr (the journal under systemd), as text or JSON lines."""
     handler = logging.StreamHandler(sys.stderr)
@@ -131,6 +144,7 @@ def configure_logging(log_format: str, level: str) -> None:
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     logging.getLogger("aiohttp.access").disabled = True  # every delivery is logged once, below
+    logging.getLogger("aiohttp.server").addFilter(_BadRequests())
 
 
 def build_app(
