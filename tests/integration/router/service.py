@@ -139,7 +139,7 @@ def write_config(directory: pathlib.Path, mongodb_uri: str, database: str, **ove
     config = {
         "listen": {"host": "127.0.0.1", "port": 0},
         "webhook_secret_files": secret_files,
-        "mongodb": {"uri_file": str(uri_file), "database": database, "timeout": 2},
+        "mongodb": {"uri_file": str(uri_file), "database": database},
         "pools": [
             {"name": "small", "labels": ["linux", "small"]},
             {"name": "large", "labels": ["linux", "x64", "large"]},
