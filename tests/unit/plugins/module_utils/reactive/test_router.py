@@ -155,7 +155,7 @@ def test_a_signed_body_that_is_not_a_json_object_is_a_400(body: bytes, extra: di
 
 
 def test_a_form_encoded_delivery() -> None:
-    router, sink = make_router()
+    router, _sink = make_router()
     body = urllib.parse.urlencode({"payload": json.dumps(payload())}).encode()
     reply = deliver(router, body, **{"Content-Type": "application/x-www-form-urlencoded"})
     assert (reply.status, reply.result) == (200, Result.INSERTED)
@@ -198,7 +198,7 @@ def test_unmatched_jobs_are_counted_and_not_enqueued() -> None:
 
 def test_an_architecture_a_pool_lists_must_match() -> None:
     routes = [route("x64", ["linux", "x64", "small"]), route("arm", ["linux", "arm64", "small"])]
-    router, sink = make_router(routes=routes)
+    router, _sink = make_router(routes=routes)
     assert deliver(router, payload(labels=["self-hosted", "ARM64", "small"])).pool == "arm"
     assert deliver(router, payload(job_id=43, labels=["small"])).pool == "x64"
 
@@ -322,7 +322,9 @@ def deliveries(draw: st.DrawFn) -> tuple[dict[str, str], bytes, bool]:
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(deliveries())
-def test_fuzzed_deliveries_get_a_4xx_or_2xx_and_only_signed_ones_write(delivery: tuple[dict[str, str], bytes, bool]) -> None:
+def test_fuzzed_deliveries_get_a_4xx_or_2xx_and_only_signed_ones_write(
+    delivery: tuple[dict[str, str], bytes, bool],
+) -> None:
     headers_, body, signed = delivery
     router, sink = make_router()
     reply = router.handle(headers_, body)

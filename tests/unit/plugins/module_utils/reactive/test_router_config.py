@@ -58,14 +58,14 @@ def test_a_yaml_file_and_the_environment(files: dict[str, pathlib.Path], tmp_pat
     assert settings.routes[0].matcher is not None
     assert settings.routes[0].matcher.search({"repository": {"owner": {"login": "octo-org"}}}) is True
     env = {
-        "GHR_ROUTER_HOST": "0.0.0.0",  # noqa: S104
+        "GHR_ROUTER_HOST": "0.0.0.0",
         "GHR_ROUTER_PORT": "9100",
         "GHR_ROUTER_LOG_FORMAT": "text",
         "GHR_ROUTER_WEBHOOK_SECRET_FILES": f"{files['old']}",
         "MONGODB_URI": "mongodb://other/",
     }
     settings = load_settings(path, env)
-    assert (settings.host, settings.port, settings.log_format) == ("0.0.0.0", 9100, "text")  # noqa: S104
+    assert (settings.host, settings.port, settings.log_format) == ("0.0.0.0", 9100, "text")
     assert (settings.secrets, settings.mongodb_uri) == ((b"older",), "mongodb://other/")
 
 
@@ -89,7 +89,9 @@ def test_a_yaml_file_and_the_environment(files: dict[str, pathlib.Path], tmp_pat
         ({"colour": "blue"}, "colour", "unknown option"),
     ],
 )
-def test_errors_name_the_field(files: dict[str, pathlib.Path], change: dict[str, t.Any], field: str, message: str) -> None:
+def test_errors_name_the_field(
+    files: dict[str, pathlib.Path], change: dict[str, t.Any], field: str, message: str
+) -> None:
     with pytest.raises(ConfigError) as caught:
         parse_settings(config(files, **change), {})
     assert caught.value.field == field
