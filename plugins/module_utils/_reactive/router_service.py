@@ -257,15 +257,17 @@ def main(argv: t.Optional[t.Sequence[str]] = None) -> int:
     parser.add_argument("--check", action="store_true", help="validate the configuration and exit")
     args = parser.parse_args(argv)
     if SERVICE_IMPORT_ERROR is not None:
-        print(f"webhook-router: a requirement is missing: {SERVICE_IMPORT_ERROR}", file=sys.stderr)
+        sys.stderr.write(f"webhook-router: a requirement is missing: {SERVICE_IMPORT_ERROR}\n")
         return 2
     try:
         settings = load_settings(args.config)
     except ConfigError as exc:
-        print(f"webhook-router: {args.config}: {exc}", file=sys.stderr)
+        sys.stderr.write(f"webhook-router: {args.config}: {exc}\n")
         return 2
     if args.check:
-        print(f"webhook-router: {args.config}: {len(settings.routes)} pools, {len(settings.secrets)} secrets: ok")
+        sys.stdout.write(
+            f"webhook-router: {args.config}: {len(settings.routes)} pools, {len(settings.secrets)} secrets: ok\n"
+        )
         return 0
     configure_logging(settings.log_format, settings.log_level)
     prometheus_client.disable_created_metrics()  # type: ignore[no-untyped-call]  # *_created series: noise
@@ -291,4 +293,4 @@ def main(argv: t.Optional[t.Sequence[str]] = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())

@@ -109,7 +109,7 @@ class RouterProcess:
         samples = {}
         for line in text.splitlines():
             if line and not line.startswith("#"):
-                name, _, value = line.rpartition(" ")
+                name, _space, value = line.rpartition(" ")
                 samples[name] = float(value)
         return samples
 
@@ -152,11 +152,12 @@ def write_config(directory: pathlib.Path, mongodb_uri: str, database: str, **ove
     return path
 
 
-def start(config_path: pathlib.Path, *, python: str = sys.executable, timeout: float = 30.0) -> RouterProcess:
-    """Start the service on `config_path` and wait until it listens (its port is read from its log)."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT / ".venv" / "collections")}
+def start(config_path: pathlib.Path, *, command: list[str] | None = None, timeout: float = 30.0) -> RouterProcess:
+    """Start the service on `config_path` (or `command`) and wait until it listens (its port is read from its log)."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / ".venv" / "collections"), str(ROOT)])}
     process = subprocess.Popen(
-        [python, "-m", MODULE, "--config", str(config_path)],
+        command or [sys.executable, "-m", MODULE, "--config", str(config_path)],
+        cwd=ROOT,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
