@@ -43,12 +43,11 @@ UTC = datetime.UTC
 
 def percentiles(samples: list[float]) -> dict[str, float]:
     ordered = sorted(samples)
-    at = lambda q: ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000  # noqa: E731
-    return {
-        "p50_ms": round(at(0.50), 2),
-        "p99_ms": round(at(0.99), 2),
-        "mean_ms": round(statistics.fmean(ordered) * 1000, 2),
-    }
+
+    def at(quantile: float) -> float:
+        return round(ordered[min(len(ordered) - 1, int(quantile * len(ordered)))] * 1000, 2)
+
+    return {"p50_ms": at(0.50), "p99_ms": at(0.99), "mean_ms": round(statistics.fmean(ordered) * 1000, 2)}
 
 
 def bench_enqueue(uri: str, count: int, clients: int) -> dict[str, t.Any]:
