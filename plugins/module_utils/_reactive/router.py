@@ -62,7 +62,7 @@ _NAME_RE = re.compile(r"[a-z][a-z0-9_]{0,49}")
 _DELIVERY_RE = re.compile(rf"[A-Za-z0-9._:-]{{1,{MAX_DELIVERY_ID_LENGTH}}}")
 
 
-class Result(str, enum.Enum):  # noqa: UP042 - enum.StrEnum needs Python 3.11
+class Result(str, enum.Enum):
     """What became of a delivery (the `result` label of the delivery counter)."""
 
     INSERTED = "inserted"
@@ -84,7 +84,7 @@ _ENQUEUED = {
 }
 
 
-class SignatureFailure(str, enum.Enum):  # noqa: UP042 - enum.StrEnum needs Python 3.11
+class SignatureFailure(str, enum.Enum):
     MISSING = "missing"
     MALFORMED = "malformed"
     MISMATCH = "mismatch"

@@ -33,6 +33,7 @@ import time
 import typing as t
 
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._errors import ConfigError, QueueError
+from ansible_collections.selfhosted.github_runners.plugins.module_utils._logging import protect_logs
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._reactive.mongo import MongoAccess
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._reactive.queue import JobQueue
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._reactive.router import (
@@ -116,7 +117,7 @@ class _Formatter(logging.Formatter):
         if record.exc_info:
             fields["error"] = self.formatException(record.exc_info)
         if self.as_json:
-            when = datetime.datetime.fromtimestamp(record.created, datetime.timezone.utc)  # noqa: UP017
+            when = datetime.datetime.fromtimestamp(record.created, datetime.timezone.utc)
             line = {"time": when.isoformat(timespec="milliseconds"), "level": record.levelname.lower()}
             line.update({"logger": record.name, "message": record.getMessage(), **fields})
             return json.dumps(line, default=str)
@@ -136,8 +137,9 @@ class _BadRequests(logging.Filter):
         return True
 
 
-def configure_logging(log_format: str, level: str) -> None:
-    """Logs of the process to stderr (the journal under systemd), as text or JSON lines."""
+def configure_logging(log_format: str, level: str, secrets: t.Iterable[str] = ()) -> None:
+    """Logs of the process to stderr (the journal under systemd), as text or JSON lines; `secrets` masked."""
+    protect_logs(secrets)
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(_Formatter(as_json=log_format == "json"))
     root = logging.getLogger()
@@ -175,7 +177,7 @@ def build_app(
         if reply is None:
             try:
                 reply = t.cast(Reply, await in_pool(router.handle, request.headers, body))
-            except asyncio.TimeoutError:  # noqa: UP041 - not yet TimeoutError on Python 3.10
+            except asyncio.TimeoutError:
                 reply = Reply(503, Result.UNAVAILABLE, f"no answer within {request_timeout:g}s")
         seconds = time.perf_counter() - started
         metrics.record(reply, seconds)
@@ -204,7 +206,7 @@ def build_app(
     async def healthz(_request: web.Request) -> web.Response:
         try:
             await in_pool(health)
-        except (QueueError, asyncio.TimeoutError) as exc:  # noqa: UP041 - as above
+        except (QueueError, asyncio.TimeoutError) as exc:
             detail = str(exc) or f"no answer within {request_timeout:g}s"
             return web.json_response({"status": "unavailable", "message": detail[:300]}, status=503)
         return web.json_response({"status": "ok"})
@@ -269,7 +271,8 @@ def main(argv: t.Optional[t.Sequence[str]] = None) -> int:
             f"webhook-router: {args.config}: {len(settings.routes)} pools, {len(settings.secrets)} secrets: ok\n"
         )
         return 0
-    configure_logging(settings.log_format, settings.log_level)
+    secrets = [secret.decode("utf-8", errors="replace") for secret in settings.secrets]
+    configure_logging(settings.log_format, settings.log_level, [*secrets, settings.mongodb_uri])
     prometheus_client.disable_created_metrics()  # type: ignore[no-untyped-call]  # *_created series: noise
     for path in settings.exposed_files:
         LOGGER.warning("secret file readable by others than its owner", extra={"fields": {"path": path}})
