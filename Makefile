@@ -24,7 +24,7 @@ export ANSIBLE_COLLECTIONS_PATH := $(abspath $(COLLECTIONS))
 export ANSIBLE_NOCOLOR := 1
 export PY_COLORS := 0
 
-.PHONY: help venv ferretdb nova schemas lint sanity ansible-lint docs-check docs-tools docs pytest units integration nova-test test demo bench clean
+.PHONY: help venv ferretdb nova schemas lint sanity ansible-lint docs-check docs-tools docs pytest units integration nova-test test demo bench bench-router clean
 
 help:
 	@echo "make demo   - set up everything and run the reconcile playbook against the local sandbox"
@@ -53,8 +53,9 @@ nova: $(NOVA)/.installed
 $(NOVA)/.installed: tests/sandbox/scripts/install-nova.sh
 	bash tests/sandbox/scripts/install-nova.sh $(NOVA)
 
-# GitHub's OpenAPI description and webhook schemas (npm packages, cached in GHR_CACHE_DIR):
-# the sandbox validates every GitHub response and webhook of the test run against them.
+# GitHub's OpenAPI description, webhook schemas and webhook examples (npm packages, cached in
+# GHR_CACHE_DIR): the sandbox validates every GitHub response and webhook of the test run against
+# them, and the webhook router's tests send it every example payload.
 schemas: venv
 	$(BIN)/python -m tests.sandbox.openapi fetch
 
@@ -124,6 +125,10 @@ demo: venv
 
 bench: venv ferretdb
 	$(BIN)/python -m tests.sandbox.bench_sandbox
+
+# The webhook router: deliveries per second and latency on FerretDB and on an in-memory queue.
+bench-router: venv ferretdb
+	PYTHONPATH=$(abspath $(COLLECTIONS)) $(BIN)/python -m tests.sandbox.bench_router
 
 clean:
 	rm -rf $(BUILD) $(SANITY_DIR) tests/output .pytest_cache .mypy_cache .ruff_cache

@@ -236,10 +236,27 @@ class QueuedJobScan:
         )
 
 
-def job_matches(job_labels: t.Iterable[str], runner_labels: t.Iterable[str]) -> bool:
+# The labels GitHub gives a self-hosted runner for its operating system and architecture.
+GENERIC_LABEL_FAMILIES: t.Tuple[t.FrozenSet[str], ...] = (
+    frozenset({"linux", "windows", "macos"}),
+    frozenset({"x64", "arm", "arm64"}),
+)
+
+
+def job_matches(job_labels: t.Iterable[str], runner_labels: t.Iterable[str], *, generic_aside: bool = False) -> bool:
     """True when a runner with `runner_labels` can take a job asking for `job_labels` (case-insensitive).
 
-    GitHub gives every self-hosted runner the `self-hosted` label.
+    GitHub gives every self-hosted runner the `self-hosted` label. With `generic_aside`, a
+    job's OS or architecture label (`linux`, `x64`, ...) need not be among the runner's
+    labels unless the runner lists another label of the same kind: a job for `arm64` never
+    goes to runners labelled `x64`.
     """
     have = {label.casefold() for label in runner_labels} | {"self-hosted"}
-    return all(label.casefold() in have for label in job_labels)
+    for label in job_labels:
+        folded = label.casefold()
+        if folded in have:
+            continue
+        family = next((family for family in GENERIC_LABEL_FAMILIES if folded in family), None)
+        if not (generic_aside and family is not None and not family & have):
+            return False
+    return True

@@ -11,7 +11,7 @@ loads and compiles only the operations it is asked about.
 The package's dereferenced variant says the same, but is 70 MB (430 MB of Python
 objects to load); resolving the `$ref`s here costs a fifth of that, once.
 
-    python -m tests.sandbox.openapi fetch      # fetch and prepare the cache, print where
+    python -m tests.sandbox.openapi fetch      # fetch and prepare the cache (and the webhook examples), print where
 """
 
 from __future__ import annotations
@@ -41,9 +41,12 @@ _SCHEMA_LISTS = ("allOf", "anyOf", "oneOf")
 
 def pinned_versions(script: pathlib.Path = SCRIPT) -> tuple[str, str]:
     """(openapi, webhooks-schemas) versions, as pinned in the fetch script."""
-    text = script.read_text()
-    found = dict(re.findall(r"^(OCTOKIT_\w+_VERSION)=(\S+)$", text, re.MULTILINE))
+    found = _pins(script)
     return found["OCTOKIT_OPENAPI_VERSION"], found["OCTOKIT_WEBHOOKS_SCHEMAS_VERSION"]
+
+
+def _pins(script: pathlib.Path = SCRIPT) -> dict[str, str]:
+    return dict(re.findall(r"^(OCTOKIT_\w+_VERSION)=(\S+)$", script.read_text(), re.MULTILINE))
 
 
 def cache_dir() -> pathlib.Path:
@@ -194,6 +197,18 @@ def ensure_schemas(root: pathlib.Path | None = None) -> tuple[pathlib.Path, path
     return ops_dir, webhooks
 
 
+def ensure_webhook_examples(root: pathlib.Path | None = None) -> pathlib.Path:
+    """The directory of the pinned `@octokit/webhooks-examples`: one `<variant>/index.json` per GitHub variant."""
+    root = root or cache_dir()
+    base = root / "octokit"
+    examples = base / f"webhooks-examples-{_pins()['OCTOKIT_WEBHOOKS_EXAMPLES_VERSION']}"
+    if not (examples / "api.github.com" / "index.json").exists():
+        with _locked(base / ".lock"):
+            if not (examples / "api.github.com" / "index.json").exists():
+                subprocess.run(["bash", str(SCRIPT), str(root)], check=True, stdout=subprocess.DEVNULL)
+    return examples
+
+
 def _check_date_time(value: object) -> bool:
     if not isinstance(value, str):
         return True
@@ -301,6 +316,7 @@ def main(argv: list[str]) -> int:
     ops_dir, webhooks = ensure_schemas()
     print(ops_dir)
     print(webhooks)
+    print(ensure_webhook_examples())
     return 0
 
 

@@ -115,6 +115,9 @@ class Job:
     runner_name: t.Optional[str] = None
     last_error: t.Optional[str] = None
     delivery_ids: t.Tuple[str, ...] = ()
+    # When GitHub says the job started and completed (in_progress and completed reports).
+    started_at: t.Optional[datetime.datetime] = None
+    completed_at: t.Optional[datetime.datetime] = None
 
     @property
     def id(self) -> str:
@@ -151,6 +154,8 @@ class Job:
             "runner_name": self.runner_name,
             "last_error": self.last_error,
             "delivery_ids": list(self.delivery_ids),
+            "started_at": self.started_at,
+            "completed_at": self.completed_at,
         }
 
 
@@ -175,15 +180,19 @@ def remember_delivery(known: t.Sequence[str], delivery_id: t.Optional[str]) -> t
 def report_changes(existing: Job, report: Job, now: datetime.datetime) -> t.Dict[str, t.Any]:
     """The fields a report (webhook, backfill, migrated message) changes in a stored job; {} for none.
 
-    The status only moves forward; the runner name follows a report that is not behind; a run
-    id fills a gap; delivery ids are remembered (bounded). Labels and pool stay as first stored.
+    The status only moves forward; the runner name and GitHub's start and completion times
+    follow a report that is not behind; a run id fills a gap; delivery ids are remembered
+    (bounded). Labels and pool stay as first stored.
     """
     changes: t.Dict[str, t.Any] = {}
     if moves_forward(existing.status, report.status):
         changes["status"] = report.status.value
     not_behind = _RANK[report.status] >= _RANK[existing.status]
-    if report.runner_name and report.runner_name != existing.runner_name and not_behind:
-        changes["runner_name"] = report.runner_name
+    if not_behind:
+        for field in ("runner_name", "started_at", "completed_at"):
+            value = getattr(report, field)
+            if value is not None and value != getattr(existing, field):
+                changes[field] = value
     if existing.run_id is None and report.run_id is not None:
         changes["run_id"] = report.run_id
     delivery_ids = existing.delivery_ids
@@ -269,6 +278,8 @@ def validate_job_document(raw: object) -> Job:
         runner_name=_optional(raw.get("runner_name"), "runner_name", _name),
         last_error=_optional(raw.get("last_error"), "last_error", _error_text),
         delivery_ids=_delivery_ids(raw.get("delivery_ids", []), "delivery_ids"),
+        started_at=_optional(raw.get("started_at"), "started_at", _time),
+        completed_at=_optional(raw.get("completed_at"), "completed_at", _time),
     )
 
 
@@ -286,6 +297,8 @@ def new_job(
     runner_name: object = None,
     delivery_id: t.Optional[str] = None,
     received_at: t.Optional[datetime.datetime] = None,
+    started_at: t.Optional[datetime.datetime] = None,
+    completed_at: t.Optional[datetime.datetime] = None,
 ) -> Job:
     """A fresh document for a job that a report names, validated like a stored one."""
     at = to_stored_time(now)
@@ -303,6 +316,8 @@ def new_job(
         "not_before": received,
         "runner_name": runner_name,
         "delivery_ids": [] if delivery_id is None else [delivery_id],
+        "started_at": started_at,
+        "completed_at": completed_at,
     }
     job = validate_job_document(doc)
     if job.status not in REPORTED_STATUSES:
@@ -321,7 +336,10 @@ def job_from_workflow_job(
     """The document for a `workflow_job` webhook delivered by the GitHub at `api_host`.
 
     `api_host` is the delivering instance (the `X-GitHub-Enterprise-Host` header for GHES):
-    a payload whose job URL names another host is refused rather than keyed elsewhere.
+    a payload whose job URL names another host is refused rather than keyed elsewhere. The
+    key comes from the job id and repository; of the job URL only the host counts (GitHub's
+    own example payloads carry URLs of other jobs). `in_progress` and `completed` reports
+    carry GitHub's start time, `completed` its completion time.
     """
     if not isinstance(payload, t.Mapping):
         raise JobDocumentError("payload", "must be a JSON object")
@@ -336,17 +354,25 @@ def job_from_workflow_job(
     )
     if workflow_job.get("url") is not None:
         named = parse_job_url(workflow_job.get("url"), path="workflow_job.url")
-        if named.id != key.id:
-            raise JobDocumentError("workflow_job.url", f"names job {named.id}, not {key.id} of this delivery")
+        if named.api_host != host:
+            raise JobDocumentError("workflow_job.url", f"names host {named.api_host}, not {host} of this delivery")
+    status = _reported_status(payload.get("action"), "action")
+    started = completed = None
+    if status in (JobStatus.IN_PROGRESS, JobStatus.COMPLETED):
+        started = _optional(workflow_job.get("started_at"), "workflow_job.started_at", _iso_time)
+    if status is JobStatus.COMPLETED:
+        completed = _optional(workflow_job.get("completed_at"), "workflow_job.completed_at", _iso_time)
     return new_job(
         key,
         pool=pool,
         labels=_job_labels(workflow_job.get("labels"), "workflow_job.labels"),
-        status=_reported_status(payload.get("action"), "action").value,
+        status=status.value,
         now=now,
         run_id=_optional(workflow_job.get("run_id"), "workflow_job.run_id", _positive_int),
         runner_name=_optional(workflow_job.get("runner_name") or None, "workflow_job.runner_name", _name),
         delivery_id=_optional(delivery_id, "delivery_id", _delivery_id),
+        started_at=started,
+        completed_at=completed,
     )
 
 
@@ -402,6 +428,19 @@ def _time(value: object, path: str) -> datetime.datetime:
     if not isinstance(value, datetime.datetime):
         raise JobDocumentError(path, f"must be a date and time, got {_show(value)}")
     return to_stored_time(value)
+
+
+def _iso_time(value: object, path: str) -> datetime.datetime:
+    # GitHub writes ISO 8601 with a Z; Python 3.10's fromisoformat does not read the Z.
+    if isinstance(value, str) and len(value) <= 40:
+        try:
+            parsed = datetime.datetime.fromisoformat(value[:-1] + "+00:00" if value.endswith("Z") else value)
+        except ValueError:
+            pass
+        else:
+            if parsed.tzinfo is not None:
+                return to_stored_time(parsed)
+    raise JobDocumentError(path, f"must be an ISO 8601 time with a zone, got {_show(value)}")
 
 
 def _text(value: object, path: str, limit: int) -> str:

@@ -91,6 +91,10 @@ class MongoAccess:
         except pymongo.errors.PyMongoError as exc:
             raise QueueError(f"MongoDB {what}: {type(exc).__name__}: {str(exc)[:300]}") from None
 
+    def ping(self) -> None:
+        """Check that the server answers (QueueError when it does not), for health checks."""
+        self.call("ping", lambda: self.client.admin.command("ping"))
+
     def close(self) -> None:
         """Close the client if this object opened it."""
         if self._owned:

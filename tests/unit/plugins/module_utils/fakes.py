@@ -1,4 +1,4 @@
-"""Small in-memory fakes of the core's GitHub and cloud ports, for unit tests of the manager and reconcile."""
+"""Small in-memory fakes of the core's GitHub, cloud and job queue ports, for unit tests."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from ansible_collections.selfhosted.github_runners.plugins.module_utils._config 
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._errors import (
     CloudError,
     LockError,
+    QueueError,
     RunnerError,
     UnresolvedError,
 )
@@ -26,6 +27,12 @@ from ansible_collections.selfhosted.github_runners.plugins.module_utils._model i
 )
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._openstack import pool_lookups
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._ratelimit import GithubRate
+from ansible_collections.selfhosted.github_runners.plugins.module_utils._reactive.job import (
+    Job,
+    report_changes,
+    validate_job_document,
+)
+from ansible_collections.selfhosted.github_runners.plugins.module_utils._reactive.queue import EnqueueOutcome
 
 NOW = datetime.datetime(2026, 1, 1, 12, 0, tzinfo=datetime.UTC)
 MUTATING = {"generate_jit_config", "delete_runner", "create_server", "delete_server"}
@@ -248,3 +255,29 @@ class MemoryLock:
 
 
 __all__ = ["NOW", "CloudError", "FakeCloud", "FakeGithub", "MemoryLock", "mutating_calls"]
+
+
+class MemoryJobSink:
+    """The job queue's `enqueue` in memory, with its merge rules (for router tests and benchmarks)."""
+
+    def __init__(self, clock: t.Callable[[], datetime.datetime] = lambda: NOW) -> None:
+        self.jobs: dict[str, Job] = {}
+        self.calls = 0
+        self.down = False  # True: every enqueue fails as when MongoDB is unreachable
+        self._clock = clock
+        self._lock = threading.Lock()
+
+    def enqueue(self, job: Job) -> EnqueueOutcome:
+        with self._lock:
+            self.calls += 1
+            if self.down:
+                raise QueueError("MongoDB upsert: ServerSelectionTimeoutError: connection refused")
+            existing = self.jobs.get(job.id)
+            if existing is None:
+                self.jobs[job.id] = job
+                return EnqueueOutcome.INSERTED
+            changes = report_changes(existing, job, self._clock())
+            if not changes:
+                return EnqueueOutcome.UNCHANGED
+            self.jobs[job.id] = validate_job_document({**existing.to_document(), **changes})
+            return EnqueueOutcome.UPDATED

@@ -106,6 +106,24 @@ def test_job_matches_case_insensitive_with_implicit_self_hosted(job: list[str], 
     assert job_matches(job, runner) is ok
 
 
+@pytest.mark.parametrize(
+    ("job", "runner", "ok"),
+    [
+        (["self-hosted", "Linux", "X64", "gpu"], ["gpu"], True),  # OS and architecture need not be listed
+        (["linux", "ARM64", "gpu"], ["gpu", "x64"], False),  # ... but a listed architecture must match
+        (["windows", "gpu"], ["Linux", "gpu"], False),
+        (["macOS", "arm64"], ["macos", "ARM64"], True),
+        (["linux", "gpu"], ["linux"], False),  # other labels stay required
+    ],
+)
+def test_job_matches_with_generic_labels_aside(job: list[str], runner: list[str], ok: bool) -> None:
+    assert job_matches(job, runner, generic_aside=True) is ok
+
+
+def test_job_matches_requires_generic_labels_by_default() -> None:
+    assert not job_matches(["linux", "x64", "gpu"], ["gpu"])
+
+
 # --- GitHub error classification ---------------------------------------------------------
 
 

@@ -223,6 +223,34 @@ def test_a_workflow_job_webhook_from_ghes_is_keyed_by_its_host() -> None:
     assert built.id != job_from_workflow_job(payload(), pool="small", now=NOW).id
 
 
+def test_the_key_follows_job_id_and_repository_of_the_url_only_the_host() -> None:
+    # GitHub's published example payloads carry the URL of another job of another repository.
+    built = job_from_workflow_job(
+        payload(url="https://api.github.com/repos/octo-org/octo-repo/actions/jobs/41"), pool="small", now=NOW
+    )
+    assert built.id == "api.github.com/octo/hello/42"
+
+
+def test_in_progress_and_completed_reports_carry_githubs_times() -> None:
+    times = {"started_at": "2026-03-01T11:58:00Z", "completed_at": "2026-03-01T11:59:30.5+00:00"}
+    queued = job_from_workflow_job(payload(**times), pool="small", now=NOW)
+    running = job_from_workflow_job({**payload(**times), "action": "in_progress"}, pool="small", now=NOW)
+    done = job_from_workflow_job({**payload(**times), "action": "completed"}, pool="small", now=NOW)
+    started = datetime.datetime(2026, 3, 1, 11, 58, tzinfo=datetime.UTC)
+    assert (queued.started_at, queued.completed_at) == (None, None)
+    assert (running.started_at, running.completed_at) == (started, None)
+    assert (done.started_at, done.completed_at) == (started, started + datetime.timedelta(seconds=90.5))
+    assert validate_job_document(done.to_document()) == done
+    assert report_changes(running, done, NOW) == {
+        "status": "completed",
+        "completed_at": done.completed_at,
+        "updated_at": NOW.replace(microsecond=123000),
+    }
+    late = datetime.datetime(2026, 3, 1, 11, 58, 30, tzinfo=datetime.UTC)
+    stale = new_job(KEY, pool="small", labels=[], status="in_progress", now=NOW, started_at=late)
+    assert report_changes(done, stale, NOW) == {}  # behind: changes nothing
+
+
 @pytest.mark.parametrize(
     ("body", "field", "message"),
     [
@@ -230,13 +258,10 @@ def test_a_workflow_job_webhook_from_ghes_is_keyed_by_its_host() -> None:
         (
             payload(url="https://evil.example.com/repos/Octo/Hello/actions/jobs/42"),
             "workflow_job.url",
-            "names job evil.example.com/octo/hello/42",
+            "names host evil.example.com, not api.github.com",
         ),
-        (
-            payload(url="https://api.github.com/repos/Octo/Hello/actions/jobs/41"),
-            "workflow_job.url",
-            "names job api.github.com/octo/hello/41",
-        ),
+        ({**payload(started_at="yesterday"), "action": "in_progress"}, "workflow_job.started_at", "ISO 8601"),
+        ({**payload(completed_at="2026-03-01T12:00:00"), "action": "completed"}, "workflow_job.completed_at", "zone"),
         (payload(url="ftp://api.github.com/x"), "workflow_job.url", "must be a job API URL"),
         (payload(labels=None), "workflow_job.labels", "must be a list, got None"),
         (payload(labels=["x"] * 101), "workflow_job.labels", "101 labels"),

@@ -1,0 +1,40 @@
+"""Fixtures of the webhook router's integration tests: the service on a fresh database of the test MongoDB."""
+
+from __future__ import annotations
+
+import pathlib
+import typing as t
+import uuid
+
+import pymongo
+import pytest
+
+from tests.integration.router.service import RouterProcess, running, write_config
+from tests.sandbox.mongo import MongoServer
+
+
+@pytest.fixture
+def database(mongodb: MongoServer) -> t.Iterator[str]:
+    name = f"ghr_router_{uuid.uuid4().hex[:10]}"
+    yield name
+    client: pymongo.MongoClient[dict[str, t.Any]] = pymongo.MongoClient(mongodb.uri, serverSelectionTimeoutMS=5000)
+    client.drop_database(name)
+    client.close()
+
+
+@pytest.fixture
+def jobs(mongodb: MongoServer, database: str) -> t.Iterator[t.Any]:
+    """The jobs collection of the test database, read with a plain pymongo client."""
+    client: pymongo.MongoClient[dict[str, t.Any]] = pymongo.MongoClient(
+        mongodb.uri, serverSelectionTimeoutMS=5000, tz_aware=True
+    )
+    yield client[database]["jobs"]
+    client.close()
+
+
+@pytest.fixture
+def router(tmp_path: pathlib.Path, mongodb: MongoServer, database: str) -> t.Iterator[RouterProcess]:
+    """The service, started with `python -m`, on the test database; stopped with SIGTERM after the test."""
+    with running(write_config(tmp_path / "router", mongodb.uri, database)) as process:
+        yield process
+    assert process.process.returncode == 0, "\n".join(process.log)
