@@ -17,11 +17,14 @@ import typing as t
 import urllib.error
 import urllib.parse
 import urllib.request
+import uuid
 
+import pymongo
 import pytest
 import yaml
 
 from tests.sandbox import launcher
+from tests.sandbox.mongo import MongoServer
 
 
 class ControlError(AssertionError):
@@ -332,3 +335,23 @@ def backend(
     monkeypatch.setenv("OS_CLOUD", chosen.cloud)
     yield chosen
     chosen.restore()
+
+
+@pytest.fixture
+def database(mongodb: MongoServer) -> t.Iterator[str]:
+    """A fresh database on the test MongoDB server, dropped after the test."""
+    name = f"ghr_test_{uuid.uuid4().hex[:10]}"
+    yield name
+    client: pymongo.MongoClient[dict[str, t.Any]] = pymongo.MongoClient(mongodb.uri, serverSelectionTimeoutMS=5000)
+    client.drop_database(name)
+    client.close()
+
+
+@pytest.fixture
+def raw_db(mongodb: MongoServer, database: str) -> t.Iterator[t.Any]:
+    """The test database through a plain pymongo client, to write what our code would refuse and read what it wrote."""
+    client: pymongo.MongoClient[dict[str, t.Any]] = pymongo.MongoClient(
+        mongodb.uri, serverSelectionTimeoutMS=5000, tz_aware=True
+    )
+    yield client[database]
+    client.close()

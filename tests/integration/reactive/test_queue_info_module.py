@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import json
-import os
 import pathlib
-import subprocess
 import sys
 import typing as t
 
 import pytest
-import yaml
 
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._reactive.job import JobKey, new_job
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._reactive.queue import JobQueue
+from tests.integration.playbook import ansible_env, run_task
 from tests.integration.reactive.claimers import FakeClock
 from tests.sandbox.mongo import MongoServer, free_port
 
@@ -26,49 +24,9 @@ def run_module(
     workdir: pathlib.Path, args: dict[str, t.Any], *, env: dict[str, str] | None = None, check: bool = False
 ) -> tuple[dict[str, t.Any], str]:
     """One task of the module in a playbook; its registered result and the playbook output."""
-    result_file = workdir / "result.json"
-    result_file.unlink(missing_ok=True)
-    play = [
-        {
-            "hosts": "localhost",
-            "connection": "local",
-            "gather_facts": False,
-            "vars": {"ansible_python_interpreter": "{{ ansible_playbook_python }}"},
-            "tasks": [
-                {
-                    "name": "module under test",
-                    "selfhosted.github_runners.runner_job_queue_info": args,
-                    "register": "out",
-                    "ignore_errors": True,
-                },
-                {
-                    "name": "save result",
-                    "ansible.builtin.copy": {
-                        "content": "{{ out | to_json }}",
-                        "dest": str(result_file),
-                        "mode": "0600",
-                    },
-                    "check_mode": False,
-                },
-            ],
-        }
-    ]
-    (workdir / "play.yml").write_text(yaml.safe_dump(play))
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("ANSIBLE_", "MONGODB_"))}
-    base.update(
-        {
-            "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
-            "ANSIBLE_COLLECTIONS_PATH": str(ROOT / ".venv" / "collections"),
-            "ANSIBLE_NOCOLOR": "1",
-            "ANSIBLE_LOCAL_TEMP": str(workdir / "tmp"),
-            "ANSIBLE_HOME": str(workdir / "home"),
-        }
-    )
-    cmd = [str(BIN / "ansible-playbook"), str(workdir / "play.yml"), *(["--check"] if check else [])]
-    proc = subprocess.run(cmd, env={**base, **(env or {})}, capture_output=True, text=True, timeout=300, check=False)
-    output = proc.stdout + proc.stderr
-    assert result_file.exists(), output
-    return json.loads(result_file.read_text()), output
+    base = ansible_env(workdir, drop=("ANSIBLE_", "MONGODB_"))
+    result, output, _returncode = run_task(workdir, "runner_job_queue_info", args, {**base, **(env or {})}, check=check)
+    return result, output
 
 
 @pytest.fixture

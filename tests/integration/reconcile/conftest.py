@@ -4,16 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-import json
 import os
 import pathlib
-import subprocess
-import sys
 import time
 import typing as t
 
 import pytest
-import yaml
 
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._config import PoolSpec, parse_pool
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._github import GithubAuth, GithubClient
@@ -25,9 +21,8 @@ from ansible_collections.selfhosted.github_runners.plugins.module_utils._reconci
 )
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._report import ReconcileReport
 from tests.integration.conftest import Backend
+from tests.integration.playbook import ansible_env, run_task
 
-ROOT = pathlib.Path(__file__).resolve().parents[3]
-BIN = pathlib.Path(sys.executable).parent
 MUTATING_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 # Requests that change nothing the user owns: authentication.
 AUTH_ROUTES = ("/v3/auth/tokens", "/app/installations/{installation_id}/access_tokens")
@@ -167,18 +162,9 @@ class Ansible:
     backend: Backend | None = None  # the cloud; None = the sandbox's
 
     def env(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("ANSIBLE_", "GITHUB_", "OS_"))}
+        env = ansible_env(self.workdir, drop=("ANSIBLE_", "GITHUB_", "OS_"))
         values = self.backend.env if self.backend is not None else self.sandbox.env
         env.update({k: v for k, v in values.items() if k != "MONGODB_URI"})
-        env.update(
-            {
-                "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
-                "ANSIBLE_COLLECTIONS_PATH": str(ROOT / ".venv" / "collections"),
-                "ANSIBLE_NOCOLOR": "1",
-                "ANSIBLE_LOCAL_TEMP": str(self.workdir / "tmp"),
-                "ANSIBLE_HOME": str(self.workdir / "home"),
-            }
-        )
         return env
 
     def run_fqcn(self, fqcn: str, args: dict[str, t.Any], **kwargs: t.Any) -> PlaybookRun:
@@ -195,55 +181,15 @@ class Ansible:
         expect_failure: bool = False,
         log: pathlib.Path | None = None,
     ) -> PlaybookRun:
-        result_file = self.workdir / "result.json"
-        result_file.unlink(missing_ok=True)
         locking = module in ("github_runner_pool", "openstack_runner_vm")
         task_args = {"lock_dir": str(self.workdir / "locks"), **args} if locking else args
-        playbook = [
-            {
-                "name": "test",
-                "hosts": "localhost",
-                "connection": "local",
-                "gather_facts": False,
-                # The modules need the Python that has the collection's requirements.
-                "vars": {"ansible_python_interpreter": "{{ ansible_playbook_python }}"},
-                "tasks": [
-                    {
-                        "name": "module under test",
-                        (module if "." in module else f"selfhosted.github_runners.{module}"): task_args,
-                        "register": "out",
-                        "ignore_errors": True,
-                    },
-                    {
-                        "name": "save result",
-                        "ansible.builtin.copy": {
-                            "content": "{{ out | to_json }}",
-                            "dest": str(result_file),
-                            "mode": "0600",
-                        },
-                        "check_mode": False,
-                        "diff": False,
-                    },
-                ],
-            }
-        ]
-        path = self.workdir / "play.yml"
-        path.write_text(yaml.safe_dump(playbook))
-        cmd = [str(BIN / "ansible-playbook"), str(path)]
-        if check:
-            cmd.append("--check")
-        if diff:
-            cmd.append("--diff")
-        if verbosity:
-            cmd.append("-" + "v" * verbosity)
         env = self.env() | ({"ANSIBLE_LOG_PATH": str(log)} if log is not None else {})
-        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300, check=False)
-        output = proc.stdout + proc.stderr
-        assert result_file.exists(), output
-        result = json.loads(result_file.read_text())
+        result, output, returncode = run_task(
+            self.workdir, module, task_args, env, check=check, diff=diff, verbosity=verbosity
+        )
         if not expect_failure:
             assert not result.get("failed"), output
-        return PlaybookRun(result, output, proc.returncode)
+        return PlaybookRun(result, output, returncode)
 
 
 @pytest.fixture

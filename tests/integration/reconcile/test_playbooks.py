@@ -7,7 +7,8 @@ import typing as t
 
 import yaml
 
-from tests.integration.reconcile.conftest import BIN, Ansible, Core, pool_dict
+from tests.integration.playbook import BIN
+from tests.integration.reconcile.conftest import Ansible, Core, pool_dict
 
 
 def run_playbook(

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import pathlib
 import typing as t
-import uuid
 
-import pymongo
 import pytest
 
 from tests.integration.router.service import RouterProcess, running, write_config
@@ -14,22 +12,9 @@ from tests.sandbox.mongo import MongoServer
 
 
 @pytest.fixture
-def database(mongodb: MongoServer) -> t.Iterator[str]:
-    name = f"ghr_router_{uuid.uuid4().hex[:10]}"
-    yield name
-    client: pymongo.MongoClient[dict[str, t.Any]] = pymongo.MongoClient(mongodb.uri, serverSelectionTimeoutMS=5000)
-    client.drop_database(name)
-    client.close()
-
-
-@pytest.fixture
-def jobs(mongodb: MongoServer, database: str) -> t.Iterator[t.Any]:
+def jobs(raw_db: t.Any) -> t.Any:
     """The jobs collection of the test database, read with a plain pymongo client."""
-    client: pymongo.MongoClient[dict[str, t.Any]] = pymongo.MongoClient(
-        mongodb.uri, serverSelectionTimeoutMS=5000, tz_aware=True
-    )
-    yield client[database]["jobs"]
-    client.close()
+    return raw_db["jobs"]
 
 
 @pytest.fixture
