@@ -5,7 +5,8 @@ it with docs/site/conf.py into OUT/html; Sphinx warnings are errors.
 
 - OUT/src/collection/: antsibull-docs' reference of the modules and roles, generated
   from the collection installed in COLLECTIONS (what users install, not the work tree);
-- OUT/src/: docs/site/index.rst and every Markdown page under docs/ (not docs/site/);
+- OUT/src/: docs/site/index.rst and every Markdown page under docs/ (not docs/site/), with the
+  example files the pages include and link to (docs/examples/, docs/awx/);
 - OUT/src/_diagrams/: the PNGs that tests.utils.render_mermaid wrote into DIAGRAMS.
 
 Usage: python -m tests.utils.build_docsite COLLECTIONS DIAGRAMS OUT
@@ -26,9 +27,14 @@ SITE_CONFIG = DOCS / "site"
 COLLECTION = "selfhosted.github_runners"
 
 
+def sources() -> list[pathlib.Path]:
+    """The files of the site, relative to docs/: the Markdown pages and the examples beside them."""
+    return sorted(p.relative_to(DOCS) for p in DOCS.rglob("*") if p.is_file() and SITE_CONFIG not in p.parents)
+
+
 def pages() -> list[pathlib.Path]:
     """The Markdown pages of the site, relative to docs/."""
-    return sorted(p.relative_to(DOCS) for p in DOCS.rglob("*.md") if SITE_CONFIG not in p.parents)
+    return [p for p in sources() if p.suffix == ".md"]
 
 
 def stage(collections: pathlib.Path, diagrams: pathlib.Path, src: pathlib.Path) -> None:
@@ -44,9 +50,9 @@ def stage(collections: pathlib.Path, diagrams: pathlib.Path, src: pathlib.Path) 
         check=True, env=env, stdout=subprocess.DEVNULL,
     )  # fmt: skip
     shutil.copyfile(SITE_CONFIG / "index.rst", src / "index.rst")
-    for page in pages():
-        (src / page).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(DOCS / page, src / page)
+    for source in sources():
+        (src / source).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(DOCS / source, src / source)
     shutil.copytree(diagrams, src / "_diagrams")
 
 
