@@ -76,7 +76,7 @@ sanity: venv
 	  ansible-test sanity --venv --python "$$($(abspath $(BIN))/python -c 'import sys; print("%d.%d" % sys.version_info[:2])')" --color no --truncate 0
 
 ansible-lint: venv
-	$(BIN)/ansible-lint --profile production roles playbooks
+	$(BIN)/ansible-lint --profile production roles playbooks docs/examples docs/awx
 
 # Build the collection, install the tarball, render every module's and role's docs from the installed copy.
 docs-check: venv

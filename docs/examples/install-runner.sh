@@ -1,4 +1,4 @@
-#!/bin/bash
+#!/usr/bin/env bash
 # Prepares a VM of a Debian or Ubuntu base image to be snapshotted as a runner image:
 # the GitHub Actions runner in /opt/actions-runner, an account `runner` to run it, and
 # cloud-init reset so that every VM booted from the snapshot runs its own user data.
