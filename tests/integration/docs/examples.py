@@ -58,7 +58,7 @@ def references(page: pathlib.Path) -> set[pathlib.Path]:
 
 def fenced_blocks(page: pathlib.Path) -> list[tuple[str, str]]:
     """(language, text) of each fenced code block of a page."""
-    return [(lang, body) for lang, body in _FENCE.findall(page.read_text())]
+    return list(_FENCE.findall(page.read_text()))
 
 
 def is_playbook_or_tasks(text: str) -> bool:
