@@ -126,9 +126,11 @@ demo: venv
 
 # Benchmarks (not part of `make test`): API calls, scale-up, router, playbook; the table, bench/results.json
 # and bench/plots/. BENCH_QUICK=1: the smoke run. BASELINE=FILE: the change against a former results file.
+# BENCH_ONLY=NAME,NAME: those scenarios only.
 bench: venv ferretdb nova
 	PYTHONPATH=$(abspath $(COLLECTIONS)) $(BIN)/python -m tests.bench --out bench/results.json \
-	  $(if $(filter-out 0,$(BENCH_QUICK)),--quick) $(if $(BASELINE),--baseline $(BASELINE))
+	  $(if $(filter-out 0,$(BENCH_QUICK)),--quick) $(if $(BASELINE),--baseline $(BASELINE)) \
+	  $(if $(BENCH_ONLY),--only $(BENCH_ONLY))
 
 # The sandbox itself: start-up, and 1,000 servers through openstacksdk.
 bench-sandbox: venv ferretdb
