@@ -24,7 +24,7 @@ export ANSIBLE_COLLECTIONS_PATH := $(abspath $(COLLECTIONS))
 export ANSIBLE_NOCOLOR := 1
 export PY_COLORS := 0
 
-.PHONY: help venv ferretdb nova schemas lint sanity ansible-lint docs-check docs-tools docs pytest units integration nova-test test demo bench bench-router clean
+.PHONY: help venv ferretdb nova schemas lint sanity ansible-lint docs-check docs-tools docs pytest units integration nova-test test demo bench bench-sandbox bench-router clean
 
 help:
 	@echo "make demo   - set up everything and run the reconcile playbook against the local sandbox"
@@ -32,6 +32,7 @@ help:
 	@echo "make docs   - build the documentation site into $(DOCS)/html and check it"
 	@echo "make venv   - create or update the virtual environment in $(VENV)"
 	@echo "make nova-test - only the scenarios that run against real Nova (the real-Nova lane)"
+	@echo "make bench  - the benchmarks: table, bench/results.json (BENCH_QUICK=1: smoke run; BASELINE=FILE: compare)"
 
 # The virtual environment, re-installed when a requirements file changes.
 venv: $(STAMP)
@@ -123,7 +124,16 @@ test: lint sanity ansible-lint docs-check docs pytest
 demo: venv
 	$(BIN)/python -m tests.demo
 
-bench: venv ferretdb
+# Benchmarks (not part of `make test`): API calls, scale-up, router, playbook; the table, bench/results.json
+# and bench/plots/. BENCH_QUICK=1: the smoke run. BASELINE=FILE: the change against a former results file.
+# BENCH_ONLY=NAME,NAME: those scenarios only.
+bench: venv ferretdb nova
+	PYTHONPATH=$(abspath $(COLLECTIONS)) $(BIN)/python -m tests.bench --out bench/results.json \
+	  $(if $(filter-out 0,$(BENCH_QUICK)),--quick) $(if $(BASELINE),--baseline $(BASELINE)) \
+	  $(if $(BENCH_ONLY),--only $(BENCH_ONLY))
+
+# The sandbox itself: start-up, and 1,000 servers through openstacksdk.
+bench-sandbox: venv ferretdb
 	$(BIN)/python -m tests.sandbox.bench_sandbox
 
 # The webhook router: deliveries per second and latency on FerretDB and on an in-memory queue.
@@ -131,4 +141,4 @@ bench-router: venv ferretdb
 	PYTHONPATH=$(abspath $(COLLECTIONS)) $(BIN)/python -m tests.sandbox.bench_router
 
 clean:
-	rm -rf $(BUILD) $(SANITY_DIR) tests/output .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(BUILD) $(SANITY_DIR) tests/output .pytest_cache .mypy_cache .ruff_cache bench

@@ -203,6 +203,8 @@ def _deletion(view: RunnerView, reason: DeleteReason, *, busy: bool = False) -> 
     # Without a listed GitHub runner, the VM metadata's runner id still lets the
     # executor ask GitHub first (404 = gone, 422 = busy) before deleting the VM.
     runner_id = view.github.id if view.github is not None else view.vm.runner_id if view.vm is not None else None
+    if _listed_gone(view):
+        runner_id = None  # nothing left on GitHub to delete: one write fewer per finished job
     unlisted_but_running = view.github is None and view.vm is not None and view.vm.may_run
     return Deletion(
         name=view.name,
@@ -213,6 +215,17 @@ def _deletion(view: RunnerView, reason: DeleteReason, *, busy: bool = False) -> 
         confirm_gone=unlisted_but_running and runner_id is not None,
         scope=view.scope,
     )
+
+
+def _listed_gone(view: RunnerView) -> bool:
+    """A VM that cannot run any more whose runner this run's listing of the VM's recorded scope does not show.
+
+    GitHub removes an ephemeral runner after its job; the state table deletes such a VM only
+    past registration_grace, when a new runner shows in the listing. A record that is still
+    there after all (then listed) goes as an orphan runner.
+    """
+    vm = view.vm
+    return view.github is None and vm is not None and not vm.may_run and vm.scope is not None
 
 
 def without_github_changes(plan: Plan) -> Plan:

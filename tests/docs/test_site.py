@@ -49,3 +49,10 @@ def test_every_markdown_page_shows_each_of_its_diagrams(pages: t.Dict[pathlib.Pa
         # The alt text is the diagram's accTitle, and every diagram has one.
         assert [image["alt"] for image in diagrams] == [alt_text(block.source) for block in blocks], page
         assert all("accTitle" in block.source for block in blocks), page
+
+
+def test_the_performance_page_shows_the_latency_plot(pages: t.Dict[pathlib.Path, Page]) -> None:
+    page = pages[pathlib.Path("performance.html")]
+    plots = [image for image in page.images if image["src"].endswith("/latency.png")]
+    assert plots, [image["src"] for image in page.images]
+    assert all(image["ok"] for image in plots)

@@ -77,9 +77,12 @@ def bench_enqueue(uri: str, count: int, clients: int) -> dict[str, t.Any]:
     }
 
 
-def closed_loop(port: int, count: int, clients: int, first_id: int) -> dict[str, t.Any]:
+def closed_loop(
+    port: int, count: int, clients: int, first_id: int, samples: list[float] | None = None
+) -> dict[str, t.Any]:
+    """`count` deliveries from `clients` keep-alive clients as fast as answered; latencies also go to `samples`."""
     local = threading.local()
-    latencies: list[float] = []
+    latencies: list[float] = [] if samples is None else samples
     errors = 0
 
     def send(job_id: int) -> None:
@@ -98,10 +101,12 @@ def closed_loop(port: int, count: int, clients: int, first_id: int) -> dict[str,
     return {**percentiles(latencies), "per_second": round(count / elapsed), "errors": errors}
 
 
-def open_loop(port: int, count: int, rate: float, first_id: int, clients: int = 32) -> dict[str, t.Any]:
+def open_loop(
+    port: int, count: int, rate: float, first_id: int, clients: int = 32, samples: list[float] | None = None
+) -> dict[str, t.Any]:
     """Deliveries started at `rate` per second whatever the answers; latency from the planned start."""
     local = threading.local()
-    latencies: list[float] = []
+    latencies: list[float] = [] if samples is None else samples
     errors = 0
     begin = time.perf_counter() + 0.2
 

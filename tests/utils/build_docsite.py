@@ -7,13 +7,16 @@ it with docs/site/conf.py into OUT/html; Sphinx warnings are errors.
   from the collection installed in COLLECTIONS (what users install, not the work tree);
 - OUT/src/: docs/site/index.rst and every Markdown page under docs/ (not docs/site/), with the
   example files the pages include and link to (docs/examples/, docs/awx/);
-- OUT/src/_diagrams/: the PNGs that tests.utils.render_mermaid wrote into DIAGRAMS.
+- OUT/src/_diagrams/: the PNGs that tests.utils.render_mermaid wrote into DIAGRAMS;
+- OUT/src/_plots/: the benchmark plots, drawn from the results the performance page reports
+  (docs/site/performance-results.json, a copy of a `make bench` run's bench/results.json).
 
 Usage: python -m tests.utils.build_docsite COLLECTIONS DIAGRAMS OUT
 """
 
 from __future__ import annotations
 
+import json
 import os
 import pathlib
 import shutil
@@ -24,6 +27,7 @@ from tests.utils.docs_tools import ROOT
 
 DOCS = ROOT / "docs"
 SITE_CONFIG = DOCS / "site"
+BENCH_RESULTS = SITE_CONFIG / "performance-results.json"
 COLLECTION = "selfhosted.github_runners"
 
 
@@ -54,6 +58,9 @@ def stage(collections: pathlib.Path, diagrams: pathlib.Path, src: pathlib.Path) 
         (src / source).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(DOCS / source, src / source)
     shutil.copytree(diagrams, src / "_diagrams")
+    from tests.bench.plot import plot_latencies
+
+    plot_latencies(json.loads(BENCH_RESULTS.read_text()), src / "_plots")
 
 
 def main(argv: list[str]) -> int:

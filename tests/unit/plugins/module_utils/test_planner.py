@@ -111,7 +111,8 @@ def test_inconsistent_busy_view_is_never_deleted_in_present() -> None:
 
 
 def test_deletion_ids_without_github_record_come_from_vm_metadata() -> None:
-    finished = RunnerView("f", S.FINISHED, vm("f", "SHUTOFF", runner_id=77), None, 500.0, SCOPE)
+    # A VM from before scopes were recorded: its runner may be where this run did not list.
+    finished = RunnerView("f", S.FINISHED, vm("f", "SHUTOFF", runner_id=77, scope=None), None, 500.0, SCOPE)
     orphan = RunnerView("o", S.ORPHAN, None, gh("o", runner_id=5), 0.0, SCOPE)
     plan = plan_pool(pool(), [orphan, finished])
     assert plan.delete == (
@@ -367,11 +368,29 @@ def test_vm_that_may_run_is_confirmed_with_github_before_deletion(status: str) -
 
 
 @pytest.mark.parametrize("status", ["ERROR", *ENDED])
-def test_failed_or_ended_vm_is_deleted_after_github_deletes_its_runner(status: str) -> None:
-    [derived] = derive_states([vm("r1", status, age=600, runner_id=7)], [], NOW, TIMING, scope=SCOPE)
+def test_failed_or_ended_vm_is_deleted_after_github_deletes_its_listed_runner(status: str) -> None:
+    listed = gh("r1", runner_id=7)
+    [derived] = derive_states([vm("r1", status, age=600, runner_id=7)], [listed], NOW, TIMING, scope=SCOPE)
     assert derived.state is (S.FAILED if status == "ERROR" else S.FINISHED)
     (deletion,) = plan_pool(pool(min_idle=0), [derived]).delete
     assert not deletion.confirm_gone and deletion.runner_id == 7
+
+
+@pytest.mark.parametrize("status", ["ERROR", *ENDED])
+def test_failed_or_ended_vm_whose_runner_is_not_listed_is_deleted_without_a_github_call(status: str) -> None:
+    # GitHub removed the ephemeral runner after its job: a DELETE would only cost a write and get a 404.
+    [derived] = derive_states([vm("r1", status, age=600, runner_id=7)], [], NOW, TIMING, scope=SCOPE)
+    (deletion,) = plan_pool(pool(min_idle=0), [derived]).delete
+    assert deletion.vm_id == "vm-r1" and deletion.runner_id is None and not deletion.confirm_gone
+
+
+@pytest.mark.parametrize("status", ["ERROR", *ENDED])
+def test_failed_or_ended_vm_without_a_recorded_scope_still_asks_github(status: str) -> None:
+    # Its runner may be registered in another scope than the pool's, which this run did not list.
+    old = vm("r1", status, age=600, runner_id=7, scope=None)
+    [derived] = derive_states([old], [], NOW, TIMING, scope=SCOPE)
+    (deletion,) = plan_pool(pool(min_idle=0), [derived]).delete
+    assert deletion.runner_id == 7
 
 
 def test_one_set_of_running_statuses_for_state_and_plan() -> None:
