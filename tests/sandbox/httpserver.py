@@ -163,11 +163,12 @@ class Service:
                 time.sleep(fault.hang_seconds)
                 return None
             if fault.kind == "status":
-                resp = (
-                    Response(fault.status, fault.body, dict(fault.headers))
-                    if fault.body is not None
-                    else self.error_response(req, fault.status, fault.message or "injected fault")
-                )
+                if fault.raw_body is not None:
+                    resp = Response(fault.status, fault.raw_body.encode(), {"Content-Type": "application/json"})
+                elif fault.body is not None:
+                    resp = Response(fault.status, fault.body, dict(fault.headers))
+                else:
+                    resp = self.error_response(req, fault.status, fault.message or "injected fault")
                 resp.headers.update(fault.headers)
                 self.after(req, resp)
                 return resp
