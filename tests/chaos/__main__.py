@@ -18,8 +18,8 @@ from tests.chaos.processes import COLLECTIONS
 
 sys.path.insert(0, str(COLLECTIONS))  # the collection as ansible_collections.selfhosted.github_runners
 
-from tests.chaos.run import ChaosRun  # noqa: E402
-from tests.chaos.schedule import Knobs, make_schedule  # noqa: E402
+from tests.chaos.run import ChaosRun
+from tests.chaos.schedule import Knobs, make_schedule
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -30,7 +30,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs-per-minute", type=float, default=float(env("CHAOS_JOBS_PER_MINUTE") or 40))
     parser.add_argument("--faults-per-minute", type=float, default=float(env("CHAOS_FAULTS_PER_MINUTE") or 20))
     parser.add_argument("--kills-per-minute", type=float, default=float(env("CHAOS_KILLS_PER_MINUTE") or 5))
-    parser.add_argument("--dir", type=pathlib.Path, default=pathlib.Path(env("CHAOS_DIR") or tempfile.mkdtemp(prefix="chaos-")))
+    parser.add_argument(
+        "--dir", type=pathlib.Path, default=pathlib.Path(env("CHAOS_DIR") or tempfile.mkdtemp(prefix="chaos-"))
+    )
     parser.add_argument("--print-schedule", action="store_true", help="print the seed's schedule and exit")
     args = parser.parse_args(argv)
     knobs = Knobs(args.duration, args.jobs_per_minute, args.faults_per_minute, args.kills_per_minute)

@@ -119,7 +119,12 @@ def job_on_two_runners(events: t.Sequence[Event], start: float) -> t.List[Violat
 
 def sandbox_errors(events: t.Sequence[Event], start: float) -> t.List[Violation]:
     return [
-        Violation("simulators consistent", f"sandbox error in {e.get('where')}: {e.get('error')}", e["time"], (event_line(e, start),))
+        Violation(
+            "simulators consistent",
+            f"sandbox error in {e.get('where')}: {e.get('error')}",
+            e["time"],
+            (event_line(e, start),),
+        )
         for e in events
         if e["type"] in ("sandbox_error", "openapi_violation")
     ]
@@ -147,8 +152,12 @@ def lost_deliveries(events: t.Sequence[Event], stored_job_ids: t.AbstractSet[int
     found = []
     for e in events:
         if e["type"] == "webhook_delivered" and e.get("action") == "queued" and e.get("job_id") not in stored_job_ids:
-            message = f"delivery {e['guid']} of job {e['job_id']} was answered {e['status_code']} but is not in the queue"
-            found.append(Violation("accepted deliveries stored", message, e["time"], trace(events, start, job_id=e["job_id"])))
+            message = (
+                f"delivery {e['guid']} of job {e['job_id']} was answered {e['status_code']} but is not in the queue"
+            )
+            found.append(
+                Violation("accepted deliveries stored", message, e["time"], trace(events, start, job_id=e["job_id"]))
+            )
     return found
 
 
@@ -160,12 +169,16 @@ def leftovers(
     """After the quiet end and the final reconciles: no VM, GitHub runner, key pair or lease of ours."""
     prefix = f"{controller_id}-"
     found = []
-    servers = [s["name"] for s in state["openstack"]["servers"] if s["status"] != "DELETED" and s["name"].startswith(prefix)]
+    servers = [
+        s["name"] for s in state["openstack"]["servers"] if s["status"] != "DELETED" and s["name"].startswith(prefix)
+    ]
     runners = [r["name"] for r in state["github"]["runners"] if r["name"].startswith(prefix)]
     keypairs = [k for k in state["openstack"].get("keypairs", []) if str(k).startswith(prefix)]
     for what, names in (("VM", servers), ("GitHub runner", runners), ("key pair", keypairs), ("lease", live_leases)):
         if names:
-            found.append(Violation("nothing left behind", f"{len(names)} {what}(s) left: {', '.join(sorted(names)[:10])}", 0.0))
+            found.append(
+                Violation("nothing left behind", f"{len(names)} {what}(s) left: {', '.join(sorted(names)[:10])}", 0.0)
+            )
     return found
 
 
@@ -191,5 +204,5 @@ def _epoch(value: t.Any) -> t.Optional[float]:
     except ValueError:
         return None
     if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=datetime.timezone.utc)
+        parsed = parsed.replace(tzinfo=datetime.UTC)
     return parsed.timestamp()

@@ -106,7 +106,9 @@ class Supervisor:
 
     def start(self) -> None:
         for replica in range(self.kind.replicas):
-            thread = threading.Thread(target=self._loop, args=(replica,), name=f"{self.kind.name}-{replica}", daemon=True)
+            thread = threading.Thread(
+                target=self._loop, args=(replica,), name=f"{self.kind.name}-{replica}", daemon=True
+            )
             thread.start()
             self._threads.append(thread)
 
@@ -117,10 +119,17 @@ class Supervisor:
         workdir.mkdir(parents=True, exist_ok=True)
         command = self.kind.command(self.run, replica, workdir)
         stem = workdir / f"run-{number:05d}"
-        record = RunRecord(self.kind.name, replica, number, time.time(), stem.with_suffix(".out"), stem.with_suffix(".err"))
+        record = RunRecord(
+            self.kind.name, replica, number, time.time(), stem.with_suffix(".out"), stem.with_suffix(".err")
+        )
         with open(record.out, "wb") as out, open(record.err, "wb") as err:
             proc = subprocess.Popen(
-                command, cwd=ROOT, env=python_env(self.run.process_env()), stdin=subprocess.DEVNULL, stdout=out, stderr=err
+                command,
+                cwd=ROOT,
+                env=python_env(self.run.process_env()),
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=err,
             )
         return proc, record
 

@@ -44,8 +44,20 @@ BOOTSTRAP_TIMEOUT = 8
 CLIENT_TIMEOUT = 4  # seconds, GitHub and OpenStack clients of the reconcile
 LOCK_TTL = 10  # the shortest the module allows: a killed reconcile blocks its pools this long
 BASE_POOLS: t.Tuple[t.Dict[str, t.Any], ...] = (
-    {"name": "a", "labels": ["self-hosted", "linux", "a"], "min_idle": 2, "max_runners": 5, "repository": "octo-org/app"},
-    {"name": "b", "labels": ["self-hosted", "linux", "b"], "min_idle": 1, "max_runners": 3, "repository": "octo-org/app"},
+    {
+        "name": "a",
+        "labels": ["self-hosted", "linux", "a"],
+        "min_idle": 2,
+        "max_runners": 5,
+        "repository": "octo-org/app",
+    },
+    {
+        "name": "b",
+        "labels": ["self-hosted", "linux", "b"],
+        "min_idle": 1,
+        "max_runners": 3,
+        "repository": "octo-org/app",
+    },
     {"name": "c", "labels": ["self-hosted", "linux", "c"], "min_idle": 1, "max_runners": 3, "organization": "octo-org"},
 )
 REMOVABLE = "c"
@@ -70,7 +82,9 @@ class Control:
 
     def call(self, method: str, path: str, body: t.Any = None, timeout: float = 60.0) -> t.Any:
         data = None if body is None else json.dumps(body).encode()
-        req = urllib.request.Request(self.url + path, data=data, method=method, headers={"Content-Type": "application/json"})
+        req = urllib.request.Request(
+            self.url + path, data=data, method=method, headers={"Content-Type": "application/json"}
+        )
         with urllib.request.urlopen(req, timeout=timeout) as resp:
             raw = resp.read()
         return json.loads(raw) if raw else None
@@ -116,7 +130,9 @@ class Result:
             lines.append(f"fault kinds not injected: {', '.join(missing)}")
         for v in self.violations:
             lines.append(f"VIOLATION [{v.invariant}] {v.message}")
-            lines.append(f"  seed {self.seed}; shortest trace (simulator events about it, then what the run did before):")
+            lines.append(
+                f"  seed {self.seed}; shortest trace (simulator events about it, then what the run did before):"
+            )
             lines.extend(f"    {line}" for line in v.trace)
             before = [a for a in self.applied if _applied_at(a) <= v.at - 0 or v.at == 0.0][-8:]
             lines.extend(f"    run: {line}" for line in before)
@@ -134,7 +150,9 @@ def free_port() -> int:
 
 
 class ChaosRun:
-    def __init__(self, seed: int, knobs: Knobs, workdir: pathlib.Path, *, echo: t.Callable[[str], None] = print) -> None:
+    def __init__(
+        self, seed: int, knobs: Knobs, workdir: pathlib.Path, *, echo: t.Callable[[str], None] = print
+    ) -> None:
         self.seed = seed
         self.knobs = knobs
         self.workdir = workdir
@@ -220,15 +238,20 @@ class ChaosRun:
 
     def _execute(self, began: float) -> Result:
         self.control.call("POST", "/config", {"github.lost_job_timeout": 1.0, "openstack.delete_delay": 0.1})
-        self.control.call("POST", "/webhooks", {"url": f"http://127.0.0.1:{self.router_port}/webhook", "secret": ROUTER_SECRET})
+        self.control.call(
+            "POST", "/webhooks", {"url": f"http://127.0.0.1:{self.router_port}/webhook", "secret": ROUTER_SECRET}
+        )
         logdir = self.workdir / "processes"
         supervisors = {
-            name: Supervisor(kind, self, logdir, self.seed * 1000 + i) for i, (name, kind) in enumerate(sorted(self.kinds.items()))
+            name: Supervisor(kind, self, logdir, self.seed * 1000 + i)
+            for i, (name, kind) in enumerate(sorted(self.kinds.items()))
         }
         steps = make_schedule(
             self.seed, self.knobs, {k: kind.replicas for k, kind in self.kinds.items()}, list(self.pools), REMOVABLE
         )
-        self.echo(f"chaos: seed {self.seed}, {len(steps)} steps over {self.knobs.duration:.0f}s, logs in {self.workdir}")
+        self.echo(
+            f"chaos: seed {self.seed}, {len(steps)} steps over {self.knobs.duration:.0f}s, logs in {self.workdir}"
+        )
         for sup in supervisors.values():
             sup.start()
         self._wait_router()
@@ -324,7 +347,9 @@ class ChaosRun:
     def _apply(self, step: Step, supervisors: t.Mapping[str, Supervisor], pending: t.List[t.Any], n: int) -> None:
         if step.what == "job":
             self.control.call(
-                "POST", "/jobs", {"repository": "octo-org/app", "labels": JOB_LABELS, "duration": step.params["duration"]}
+                "POST",
+                "/jobs",
+                {"repository": "octo-org/app", "labels": JOB_LABELS, "duration": step.params["duration"]},
             )
             return
         if step.what == "kill":
@@ -346,9 +371,23 @@ class ChaosRun:
     def _inject(self, step: Step) -> t.Optional[t.Callable[[], None]]:
         p, kind = step.params, step.kind
         if kind == "nova_5xx":
-            self._fault(kind="status", service="nova", method=p["method"], route=p["route"], status=p["status"], count=p["count"])
+            self._fault(
+                kind="status",
+                service="nova",
+                method=p["method"],
+                route=p["route"],
+                status=p["status"],
+                count=p["count"],
+            )
         elif kind == "github_5xx":
-            self._fault(kind="status", service="github", method=p["method"], route=p["route"], status=p["status"], count=p["count"])
+            self._fault(
+                kind="status",
+                service="github",
+                method=p["method"],
+                route=p["route"],
+                status=p["status"],
+                count=p["count"],
+            )
         elif kind == "latency":
             self._fault(kind="latency", service=p["service"], delay=p["delay"], count=p["count"])
         elif kind == "hang":
@@ -391,7 +430,9 @@ class ChaosRun:
             with self.state_lock:
                 pool = self.pools[p["pool"]]
                 extra = "chaos-extra"
-                pool["labels"] = [x for x in pool["labels"] if x != extra] if extra in pool["labels"] else [*pool["labels"], extra]
+                pool["labels"] = (
+                    [x for x in pool["labels"] if x != extra] if extra in pool["labels"] else [*pool["labels"], extra]
+                )
         elif kind == "pool_removed":
             name = p["pool"]
             with self.state_lock:
@@ -455,7 +496,9 @@ class ChaosRun:
         for number in (1, 2):
             command = reconcile_command(self, 0, workdir)
             with open(workdir / f"run-{number}.out", "wb") as out, open(workdir / f"run-{number}.err", "wb") as err:
-                subprocess.run(command, env=python_env(self.process_env()), stdout=out, stderr=err, timeout=300, check=False)
+                subprocess.run(
+                    command, env=python_env(self.process_env()), stdout=out, stderr=err, timeout=300, check=False
+                )
             time.sleep(float(POOL_COMMON["registration_grace"]) + 1.0)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -472,7 +515,7 @@ class ChaosRun:
             return {int(d["job_id"]) for d in client[DATABASE]["jobs"].find({}, {"job_id": 1}) if "job_id" in d}
 
     def _live_leases(self) -> t.List[str]:
-        now = datetime.datetime.now(datetime.timezone.utc)
+        now = datetime.datetime.now(datetime.UTC)
         live = []
         with self._client() as client:
             db = client[DATABASE]

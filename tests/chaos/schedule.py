@@ -86,7 +86,7 @@ def make_schedule(
     rng.shuffle(kinds)
     if len(fault_times) < len(kinds):
         fault_times = sorted(rng.uniform(0, knobs.duration * 0.9) for _ in kinds)
-    for at, kind in zip(fault_times, kinds):
+    for at, kind in zip(fault_times, kinds, strict=False):
         steps.append(Step(at, "fault", kind, _fault_params(rng, kind, pools, removable)))
     kinds_to_kill = sorted(kill_kinds)
     for at in _arrivals(rng, knobs.kills_per_minute, knobs.duration):
@@ -102,9 +102,7 @@ def _fault_params(rng: random.Random, kind: str, pools: t.Sequence[str], removab
         return {"method": route[0], "route": route[1], "status": rng.choice([500, 503]), "count": rng.randint(1, 3)}
     if kind == "github_5xx":
         base = "/repos/{owner}/{repo}/actions/runners"
-        route = rng.choice(
-            [("POST", f"{base}/generate-jitconfig"), ("GET", base), ("DELETE", f"{base}/{{runner_id}}")]
-        )
+        route = rng.choice([("POST", f"{base}/generate-jitconfig"), ("GET", base), ("DELETE", f"{base}/{{runner_id}}")])
         return {"method": route[0], "route": route[1], "status": 502, "count": rng.randint(1, 3)}
     if kind == "latency":
         return {

@@ -17,14 +17,14 @@ _scalars = (
     | st.floats(allow_nan=True, allow_infinity=True)
     | st.text(max_size=30)
     | st.binary(max_size=10)
-    | st.datetimes(timezones=st.none() | st.just(datetime.timezone.utc))
+    | st.datetimes(timezones=st.none() | st.just(datetime.UTC))
 )
 #: Anything that YAML, JSON or a MongoDB document can hold (and a few things they cannot).
 anything = st.recursive(
     _scalars,
-    lambda inner: st.lists(inner, max_size=4)
-    | st.tuples(inner, inner)
-    | st.dictionaries(st.text(max_size=12), inner, max_size=4),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.tuples(inner, inner) | st.dictionaries(st.text(max_size=12), inner, max_size=4)
+    ),
     max_leaves=20,
 )
 

@@ -60,7 +60,7 @@ def test_a_bent_pool_is_parsed_or_refused_naming_its_field(raw: t.Dict[str, t.An
         check_rejection(exc, "pools[3]")
     else:
         assert isinstance(pool, PoolSpec)
-        assert 0 < pool.max_runners and pool.min_idle >= 0
+        assert pool.max_runners > 0 and pool.min_idle >= 0
 
 
 @FUZZ

@@ -14,7 +14,7 @@ from ansible_collections.selfhosted.github_runners.plugins.module_utils._reactiv
 )
 from tests.unit.fuzz.strategies import FUZZ, anything, bent
 
-NOW = datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc)
+NOW = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
 VALID_DOC: t.Dict[str, t.Any] = {
     "_id": "api.github.com/octo-org/app/42",
     "job_id": 42,
@@ -49,7 +49,7 @@ def check(raw: object) -> None:
 
 
 @FUZZ
-@given(bent(VALID_DOC, list(VALID_DOC) + ["started_at", "completed_at"]))
+@given(bent(VALID_DOC, [*list(VALID_DOC), "started_at", "completed_at"]))
 def test_a_bent_job_document_is_valid_or_refused_naming_its_field(raw: t.Dict[str, t.Any]) -> None:
     check(raw)
 
