@@ -11,6 +11,7 @@ import argparse
 import json
 import os
 import pathlib
+import signal
 import sys
 import tempfile
 
@@ -42,6 +43,13 @@ def main(argv: list[str] | None = None) -> int:
         for step in make_schedule(args.seed, knobs, kinds, list(run.pools), "c"):
             print(step.line())
         return 0
+
+    # `make chaos &` starts it with SIGINT ignored: SIGTERM and SIGINT both end the run cleanly.
+    def stop(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
     result = run.execute()
     print(result.report())
     (args.dir / "summary.json").write_text(json.dumps(result.figures(), indent=2) + "\n")
