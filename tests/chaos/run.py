@@ -140,8 +140,9 @@ class Result:
                 f"  seed {self.seed}; shortest trace (simulator events about it, then what the run did before):"
             )
             lines.extend(f"    {line}" for line in v.trace)
-            before = [a for a in self.applied if _applied_at(a) <= v.at - 0 or v.at == 0.0][-8:]
-            lines.extend(f"    run: {line}" for line in before)
+            # What the run did up to the violation (all of it for the checks at the end): the last few steps.
+            before = [a for a in self.applied if v.at == 0.0 or _applied_at(a) <= v.at][-8:]
+            lines.extend(f"    run: {a.split('|', 1)[1]}" for a in before)
         return "\n".join(lines)
 
 
@@ -371,7 +372,7 @@ class ChaosRun:
         self._current_kind = step.kind
         undo = self._inject(step)
         self.faults[step.kind] += 1
-        self._note(step.line().split(" ", 1)[1].strip())
+        self._note(step.describe())
         if undo is not None:
             heapq.heappush(pending, (self.start + step.at + float(step.params["seconds"]), n, step.kind, undo))
 

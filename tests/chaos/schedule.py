@@ -52,9 +52,12 @@ class Step:
     kind: str  # the fault kind, the process kind to kill, or "job"
     params: t.Mapping[str, t.Any] = dataclasses.field(default_factory=dict)
 
-    def line(self) -> str:
+    def describe(self) -> str:
         params = " ".join(f"{k}={v}" for k, v in sorted(self.params.items()))
-        return f"t+{self.at:7.2f}s {self.what:5} {self.kind} {params}".rstrip()
+        return f"{self.what} {self.kind} {params}".rstrip()
+
+    def line(self) -> str:
+        return f"t+{self.at:7.2f}s {self.describe()}"
 
 
 def _arrivals(rng: random.Random, per_minute: float, duration: float) -> t.List[float]:

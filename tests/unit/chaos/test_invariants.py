@@ -137,3 +137,34 @@ def test_a_secret_in_any_output_is_found_with_what_precedes_it() -> None:
 def test_sandbox_errors_are_violations() -> None:
     found = invariants.sandbox_errors([ev(1, "sandbox_error", where="tick", error="KeyError: x")], START)
     assert [v.message for v in found] == ["sandbox error in tick: KeyError: x"]
+
+
+def test_a_failing_run_reports_its_seed_and_the_trace_of_each_violation() -> None:
+    from tests.chaos.run import Result
+    from tests.chaos.schedule import Knobs
+
+    violation = invariants.Violation(
+        "no busy runner deleted", "VM x deleted while its runner was busy", START + 5, ("t+ 4.00s #4 server_delete",)
+    )
+    result = Result(
+        seed=42,
+        knobs=Knobs(),
+        steps=3,
+        jobs=1,
+        jobs_completed=1,
+        faults={"hang": 1},
+        fired={"hang": 1},
+        kills={},
+        process_runs={},
+        activity_seconds=1.0,
+        total_seconds=2.0,
+        violations=[violation],
+        applied=[f"{START + 1:.3f}|t+   1.00s fault hang", f"{START + 9:.3f}|t+   9.00s SIGKILL reconcile[0]"],
+    )
+    report = result.report()
+    assert "seed 42" in report and "CHAOS_SEED=42" in report
+    assert "VIOLATION [no busy runner deleted] VM x deleted while its runner was busy" in report
+    assert "#4 server_delete" in report
+    assert "run: t+   1.00s fault hang" in report
+    assert "SIGKILL reconcile[0]" not in report  # after the violation: not part of its trace
+    assert "fault kinds not injected:" in report
