@@ -34,7 +34,7 @@ class Request:
     params: dict[str, str] = dataclasses.field(default_factory=dict)
     route: str = ""  # the matched route template, e.g. /servers/{server_id}
     base_url: str = ""  # scheme://host:port of this service
-    faulted: bool = False  # answered by an injected fault: deliberately off-schema, not validated
+    injected_body: bool = False  # answered with a fault's own body: deliberately off-schema, not validated
 
     def header(self, name: str, default: str | None = None) -> str | None:
         return self.headers.get(name.lower(), default)
@@ -156,7 +156,7 @@ class Service:
             self.world.counters.count(self.name, req.method, req.route)
         fault = self.world.faults.take_http(self.name, req.method, req.route)
         if fault is not None:
-            req.faulted = fault.kind != "latency"
+            req.injected_body = fault.kind == "status" and (fault.raw_body is not None or fault.body is not None)
             if fault.delay:
                 time.sleep(fault.delay)
             if fault.kind == "reset":

@@ -209,7 +209,7 @@ class GithubSim:
 
     def validate_response(self, req: Request, resp: Response) -> None:
         validator = self.validator
-        if validator is None or req.route == "<unmatched>" or req.faulted:
+        if validator is None or req.route == "<unmatched>" or req.injected_body:
             return
         errors = validator.validate_response(req.method, req.route, resp.status, resp.body)
         self._record(("response", req.method, req.route, resp.status), errors)
