@@ -134,8 +134,8 @@ bench-router: venv ferretdb
 # The long chaos run (docs/reliability.md): seeded and bounded; the same CHAOS_SEED gives the same schedule.
 CHAOS_SEED ?= 1
 CHAOS_DURATION ?= 1800
-CHAOS_JOBS_PER_MINUTE ?= 40
-CHAOS_FAULTS_PER_MINUTE ?= 20
+CHAOS_JOBS_PER_MINUTE ?= 36
+CHAOS_FAULTS_PER_MINUTE ?= 12
 CHAOS_KILLS_PER_MINUTE ?= 6
 CHAOS_DIR ?= $(or $(TMPDIR),/tmp)/selfhosted-github_runners-chaos-$(CHAOS_SEED)
 chaos: venv ferretdb

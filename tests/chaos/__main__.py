@@ -28,9 +28,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.chaos", description=__doc__)
     parser.add_argument("--seed", type=int, default=int(env("CHAOS_SEED") or 1))
     parser.add_argument("--duration", type=float, default=float(env("CHAOS_DURATION") or 1800))
-    parser.add_argument("--jobs-per-minute", type=float, default=float(env("CHAOS_JOBS_PER_MINUTE") or 40))
-    parser.add_argument("--faults-per-minute", type=float, default=float(env("CHAOS_FAULTS_PER_MINUTE") or 20))
-    parser.add_argument("--kills-per-minute", type=float, default=float(env("CHAOS_KILLS_PER_MINUTE") or 5))
+    parser.add_argument("--jobs-per-minute", type=float, default=float(env("CHAOS_JOBS_PER_MINUTE") or 36))
+    parser.add_argument("--faults-per-minute", type=float, default=float(env("CHAOS_FAULTS_PER_MINUTE") or 12))
+    parser.add_argument("--kills-per-minute", type=float, default=float(env("CHAOS_KILLS_PER_MINUTE") or 6))
     parser.add_argument(
         "--dir", type=pathlib.Path, default=pathlib.Path(env("CHAOS_DIR") or tempfile.mkdtemp(prefix="chaos-"))
     )

@@ -295,7 +295,7 @@ class ChaosRun:
                 self.pools = {p["name"]: dict(p) for p in BASE_POOLS}
                 self.removed.clear()
             self._note("quiet: faults cleared, configuration restored")
-            self._drain(timeout=60.0 + self.knobs.duration * 0.2)
+            self._drain(timeout=60.0 + self.knobs.duration * 0.5)
             for sup in supervisors.values():
                 sup.stop()
             stop_checks.set()
