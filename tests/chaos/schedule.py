@@ -85,10 +85,12 @@ def make_schedule(
     for at in _arrivals(rng, knobs.jobs_per_minute, knobs.duration):
         steps.append(Step(at, "job", "job", {"duration": round(rng.uniform(lo, hi), 2)}))
     fault_times = _arrivals(rng, knobs.faults_per_minute, knobs.duration * 0.9)
-    kinds = list(FAULT_KINDS) + [rng.choice(FAULT_KINDS) for _ in range(max(0, len(fault_times) - len(FAULT_KINDS)))]
+    kinds = list(FAULT_KINDS) + [
+        rng.choice(FAULT_KINDS) for _extra in range(max(0, len(fault_times) - len(FAULT_KINDS)))
+    ]
     rng.shuffle(kinds)
     if len(fault_times) < len(kinds):
-        fault_times = sorted(rng.uniform(0, knobs.duration * 0.9) for _ in kinds)
+        fault_times = sorted(rng.uniform(0, knobs.duration * 0.9) for _kind in kinds)
     for at, kind in zip(fault_times, kinds, strict=False):
         steps.append(Step(at, "fault", kind, _fault_params(rng, kind, pools, removable)))
     kinds_to_kill = sorted(kill_kinds)
