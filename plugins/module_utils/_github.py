@@ -194,14 +194,17 @@ class GithubClient:
         jobs: t.List[QueuedJob] = []
         for done, repository in enumerate(repositories):
             try:
-                jobs.extend(self._queued_jobs_of(repository, allowance))
+                self._queued_jobs_of(repository, allowance, jobs)
             except (_Spent, RateLimitError) as exc:
+                # The jobs found so far count, those of the repository cut short too: a backlog
+                # larger than the cap must still size the pools, not read as no jobs at all.
                 return QueuedJobScan(
                     tuple(jobs), allowance.spent, done, len(repositories) - done, stopped_by=_reason(exc)
                 )
         return QueuedJobScan(tuple(jobs), allowance.spent, len(repositories))
 
-    def _queued_jobs_of(self, repository: str, allowance: _Allowance) -> t.List[QueuedJob]:
+    def _queued_jobs_of(self, repository: str, allowance: _Allowance, jobs: t.List[QueuedJob]) -> None:
+        """Append the repository's queued jobs to `jobs`, each as soon as its run's listing is read."""
         repo = Scope(ScopeKind.REPOSITORY, repository)
         runs_path = self._path(repo, "actions", "runs")
         # A run with one job started is in_progress while its other jobs still queue.
@@ -211,7 +214,6 @@ class GithubClient:
             for status in ("queued", "in_progress")
             for run in self.transport.paginate(runs_path, "workflow_runs", {"status": status}, allow=allowance.take)
         }
-        jobs: t.List[QueuedJob] = []
         for run in runs.values():
             jobs_path = self._path(repo, "actions", "runs", int(run["id"]), "jobs")
             for job in self.transport.paginate(jobs_path, "jobs", allow=allowance.take):
@@ -225,7 +227,6 @@ class GithubClient:
                             created_at=job.get("created_at"),
                         )
                     )
-        return jobs
 
     def close(self) -> None:
         self.transport.close()
