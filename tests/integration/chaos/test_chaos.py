@@ -39,7 +39,8 @@ class _ForcedReconciles(ChaosRun):
 
 
 def test_a_run_reports_a_busy_runner_deleted_with_the_seed_and_its_trace(tmp_path: pathlib.Path) -> None:
-    knobs = Knobs(duration=12, jobs_per_minute=90, faults_per_minute=0, kills_per_minute=0)
+    # Jobs long enough that every flush finds the runners that took them busy.
+    knobs = Knobs(duration=12, jobs_per_minute=60, faults_per_minute=0, kills_per_minute=0, job_duration=(8.0, 12.0))
     result = _ForcedReconciles(SEED, knobs, tmp_path, echo=lambda line: None).execute()
     report = result.report()
     busy = [v for v in result.violations if v.invariant == "no busy runner deleted"]

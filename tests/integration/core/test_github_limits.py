@@ -147,10 +147,11 @@ def test_a_queued_jobs_count_cut_short_keeps_the_jobs_it_found(fresh_sandbox_sta
         queue_jobs(sandbox, repo.name, label)
     client = make_client(sandbox)
     full = client.list_queued_jobs(repo)
-    assert full.stopped_by is None and len(full.jobs) >= 3
+    assert full.stopped_by is None and sum(1 for j in full.jobs if label in j.labels) == 3
 
     capped = client.list_queued_jobs(repo, max_requests=full.requests - 1)  # the last run's jobs not asked for
     assert capped.stopped_by == "max_requests"
     assert (capped.repositories, capped.skipped_repositories) == (0, 1)
-    assert len(capped.jobs) >= len(full.jobs) - 1 > 0
+    # Earlier tests' runs may be in the listing too; of these three runs, at most one is cut off.
+    assert sum(1 for j in capped.jobs if label in j.labels) >= 2
     client.close()
