@@ -24,7 +24,7 @@ export ANSIBLE_COLLECTIONS_PATH := $(abspath $(COLLECTIONS))
 export ANSIBLE_NOCOLOR := 1
 export PY_COLORS := 0
 
-.PHONY: help venv ferretdb nova schemas lint sanity ansible-lint docs-check docs-tools docs pytest units integration nova-test test demo bench bench-sandbox bench-router clean
+.PHONY: help venv ferretdb nova schemas lint sanity ansible-lint docs-check docs-tools docs pytest units integration nova-test test demo bench bench-sandbox bench-router chaos clean
 
 help:
 	@echo "make demo   - set up everything and run the reconcile playbook against the local sandbox"
@@ -33,6 +33,7 @@ help:
 	@echo "make venv   - create or update the virtual environment in $(VENV)"
 	@echo "make nova-test - only the scenarios that run against real Nova (the real-Nova lane)"
 	@echo "make bench  - the benchmarks: table, bench/results.json (BENCH_QUICK=1: smoke run; BASELINE=FILE: compare)"
+	@echo "make chaos  - the long seeded chaos run (CHAOS_SEED, CHAOS_DURATION seconds; see docs/reliability.md)"
 
 # The virtual environment, re-installed when a requirements file changes.
 venv: $(STAMP)
@@ -139,6 +140,19 @@ bench-sandbox: venv ferretdb
 # The webhook router: deliveries per second and latency on FerretDB and on an in-memory queue.
 bench-router: venv ferretdb
 	PYTHONPATH=$(abspath $(COLLECTIONS)) $(BIN)/python -m tests.sandbox.bench_router
+
+# The long chaos run (docs/reliability.md): seeded and bounded; the same CHAOS_SEED gives the same schedule.
+CHAOS_SEED ?= 1
+CHAOS_DURATION ?= 1800
+CHAOS_JOBS_PER_MINUTE ?= 36
+CHAOS_FAULTS_PER_MINUTE ?= 12
+CHAOS_KILLS_PER_MINUTE ?= 6
+CHAOS_DIR ?= $(or $(TMPDIR),/tmp)/selfhosted-github_runners-chaos-$(CHAOS_SEED)
+chaos: venv ferretdb
+	rm -rf $(CHAOS_DIR)
+	$(BIN)/python -m tests.chaos --seed $(CHAOS_SEED) --duration $(CHAOS_DURATION) \
+	  --jobs-per-minute $(CHAOS_JOBS_PER_MINUTE) --faults-per-minute $(CHAOS_FAULTS_PER_MINUTE) \
+	  --kills-per-minute $(CHAOS_KILLS_PER_MINUTE) --dir $(CHAOS_DIR)
 
 clean:
 	rm -rf $(BUILD) $(SANITY_DIR) tests/output .pytest_cache .mypy_cache .ruff_cache bench

@@ -41,13 +41,26 @@ __all__ = ["GITHUB_IMPORT_ERROR", "HAS_GITHUB", "GithubAuth", "GithubClient"]
 DEFAULT_RUNNER_GROUP_ID = 1
 
 
-def _runner_from_json(data: t.Mapping[str, t.Any]) -> GithubRunner:
+def _runner_from_json(data: object) -> GithubRunner:
+    """A runner from GitHub's JSON; ValueError when it is not of the documented shape.
+
+    Nothing is guessed: a runner whose busy flag cannot be read must not look idle.
+    """
+    if not isinstance(data, t.Mapping):
+        raise ValueError(f"a runner is {type(data).__name__}, not an object")
+    ident, name, busy, labels = data.get("id"), data.get("name"), data.get("busy"), data.get("labels", [])
+    if isinstance(ident, bool) or not isinstance(ident, int) or not isinstance(name, str) or not isinstance(busy, bool):
+        raise ValueError("a runner without an integer id, a string name and a boolean busy flag")
+    if not isinstance(labels, list) or not all(
+        isinstance(x, t.Mapping) and isinstance(x.get("name"), str) for x in labels
+    ):
+        raise ValueError(f"runner {name!r} has labels that are not a list of objects with a name")
     return GithubRunner(
-        id=int(data["id"]),
-        name=str(data["name"]),
+        id=ident,
+        name=name,
         online=data.get("status") == "online",
-        busy=bool(data.get("busy")),
-        labels=tuple(str(label["name"]) for label in data.get("labels") or ()),
+        busy=busy,
+        labels=tuple(str(label["name"]) for label in labels),
     )
 
 
@@ -82,7 +95,13 @@ class GithubClient:
     def list_runners(self, scope: Scope) -> t.List[GithubRunner]:
         """All self-hosted runners of `scope`: one request per 100 runners."""
         path = self._path(scope, "actions", "runners")
-        return [_runner_from_json(r) for r in self.transport.paginate(path, "runners")]
+        runners = []
+        for item in self.transport.paginate(path, "runners"):
+            try:
+                runners.append(_runner_from_json(item))
+            except ValueError as exc:
+                raise GithubError(f"GET {path}", f"the answer lists {exc}", 200) from None
+        return runners
 
     def runner_group_id(self, scope: Scope, name: t.Optional[str]) -> int:
         """The id of runner group `name` (None: the default group). Repositories only have the default."""
@@ -175,14 +194,17 @@ class GithubClient:
         jobs: t.List[QueuedJob] = []
         for done, repository in enumerate(repositories):
             try:
-                jobs.extend(self._queued_jobs_of(repository, allowance))
+                self._queued_jobs_of(repository, allowance, jobs)
             except (_Spent, RateLimitError) as exc:
+                # The jobs found so far count, those of the repository cut short too: a backlog
+                # larger than the cap must still size the pools, not read as no jobs at all.
                 return QueuedJobScan(
                     tuple(jobs), allowance.spent, done, len(repositories) - done, stopped_by=_reason(exc)
                 )
         return QueuedJobScan(tuple(jobs), allowance.spent, len(repositories))
 
-    def _queued_jobs_of(self, repository: str, allowance: _Allowance) -> t.List[QueuedJob]:
+    def _queued_jobs_of(self, repository: str, allowance: _Allowance, jobs: t.List[QueuedJob]) -> None:
+        """Append the repository's queued jobs to `jobs`, each as soon as its run's listing is read."""
         repo = Scope(ScopeKind.REPOSITORY, repository)
         runs_path = self._path(repo, "actions", "runs")
         # A run with one job started is in_progress while its other jobs still queue.
@@ -192,7 +214,6 @@ class GithubClient:
             for status in ("queued", "in_progress")
             for run in self.transport.paginate(runs_path, "workflow_runs", {"status": status}, allow=allowance.take)
         }
-        jobs: t.List[QueuedJob] = []
         for run in runs.values():
             jobs_path = self._path(repo, "actions", "runs", int(run["id"]), "jobs")
             for job in self.transport.paginate(jobs_path, "jobs", allow=allowance.take):
@@ -206,7 +227,6 @@ class GithubClient:
                             created_at=job.get("created_at"),
                         )
                     )
-        return jobs
 
     def close(self) -> None:
         self.transport.close()

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import json
 import math
 import re
 import threading
@@ -278,6 +279,8 @@ class GithubTransport:
             if isinstance(error, RateLimitError):
                 self._hold(error.reset_in)
             raise error from None
+        except json.JSONDecodeError as exc:  # requests' own JSONDecodeError is one too
+            raise GithubError(call, f"the answer is not JSON: {exc.msg} at character {exc.pos}") from None
         except requests.exceptions.Timeout:
             tried = attempts_text(attempts, time.monotonic() - started)
             raise GithubError(call, f"timed out: no answer within {self.timeout} s per attempt ({tried})") from None
@@ -413,8 +416,12 @@ class GithubTransport:
         while page is not None:
             allow()
             headers, data = self.request("GET", path, params=page)
-            items = data if key is None else (data or {}).get(key)
-            yield from items or ()
+            items = data if key is None else data.get(key) if isinstance(data, dict) else None
+            if not isinstance(items, list):
+                # Never read as "nothing listed": runners that seem gone get their VMs deleted.
+                what = "a list" if key is None else f"an object with a list under {key!r}"
+                raise GithubError(f"GET {path}", f"the answer is not {what}", 200)
+            yield from items
             lowered = {k.lower(): v for k, v in headers.items()}
             following = _next_page_params(lowered.get("link"))
             page = {**page, **following} if following is not None else None

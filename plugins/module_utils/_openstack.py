@@ -310,6 +310,10 @@ class CloudClient:
             ) from None
         except (os_exc.SDKException, ks_exc.ClientException) as exc:
             raise CloudError(authentication_call(exc) or call, connection_problem(str(exc))) from None
+        except (ValueError, LookupError, TypeError, AttributeError) as exc:
+            # Raised while the answer is read (by openstacksdk or by us): not JSON, or not the
+            # shape the API documents. A call that cannot be read did not give what we need.
+            raise CloudError(call, f"the answer could not be read ({type(exc).__name__}): {str(exc)[:200]}") from None
 
     @staticmethod
     def _translate(call: str, status: t.Optional[int], detail: t.Any) -> CloudError:
@@ -324,25 +328,28 @@ class CloudClient:
         tags = [controller_tag(controller_id)] + ([pool_tag(pool)] if pool is not None else [])
         query = ",".join(tags)
 
-        def fetch() -> t.List[t.Dict[str, t.Any]]:
+        def fetch() -> t.List[t.Optional[VmInfo]]:
+            # Read inside the call: an answer of the wrong shape fails the listing with its name.
             return [
-                {
-                    "id": s.id,
-                    "name": s.name,
-                    "status": s.status,
-                    "created": s.created_at,
-                    "metadata": s.metadata,
-                    "tags": s.tags,
-                    "fault": s.fault,
-                }
+                vm_from_server(
+                    {
+                        "id": s.id,
+                        "name": s.name,
+                        "status": s.status,
+                        "created": s.created_at,
+                        "metadata": s.metadata,
+                        "tags": s.tags,
+                        "fault": s.fault,
+                    },
+                    controller_id,
+                )
                 for s in self.conn.compute.servers(details=True, tags=query)
                 # Nova lists a server being deleted (task_state deleting, then DELETED) until it
                 # is gone: it is going already, and a second DELETE would only be a wasted call.
                 if s.task_state != "deleting" and str(s.status).upper() != "DELETED"
             ]
 
-        servers = self._call("list_servers", "GET /servers/detail", fetch)
-        vms = [vm_from_server(s, controller_id) for s in servers]
+        vms = self._call("list_servers", "GET /servers/detail", fetch)
         return [vm for vm in vms if vm is not None and (pool is None or vm.pool == pool)]
 
     def create_server(

@@ -38,6 +38,8 @@ class ControlService(Service):
         r.add("POST", "/config", self.set_config)
         r.add("POST", "/config/reset", self.reset_config)
         r.add("GET", "/state", self.state)
+        r.add("POST", "/mongodb/kill", self.kill_mongodb)
+        r.add("POST", "/mongodb/start", self.start_mongodb)
         github = world.services.get("github")
         if github is not None and hasattr(github, "register_control"):
             github.register_control(self.router)
@@ -99,6 +101,24 @@ class ControlService(Service):
             self.world.config.clear()
             self.world.config.update(copy.deepcopy(self.defaults))
             return Response(200, dict(self.world.config))
+
+    def _mongodb(self) -> t.Any:
+        mongo = self.world.services.get("mongodb")
+        if mongo is None or not mongo.restartable:
+            raise HttpError(404, "no MongoDB server started by the sandbox")
+        return mongo
+
+    def kill_mongodb(self, req: Request) -> Response:
+        """SIGKILL the MongoDB server (its data stays); clients see connection errors until /mongodb/start."""
+        killed = self._mongodb().kill()
+        self.world.events.add("mongodb_killed", was_running=killed)
+        return Response(200, {"killed": killed})
+
+    def start_mongodb(self, req: Request) -> Response:
+        """Start the killed MongoDB server again on the same port and data; returns once it answers."""
+        started = self._mongodb().start_again()
+        self.world.events.add("mongodb_started", was_down=started)
+        return Response(200, {"started": started})
 
     def state(self, req: Request) -> Response:
         body = {}

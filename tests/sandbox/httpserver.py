@@ -34,6 +34,7 @@ class Request:
     params: dict[str, str] = dataclasses.field(default_factory=dict)
     route: str = ""  # the matched route template, e.g. /servers/{server_id}
     base_url: str = ""  # scheme://host:port of this service
+    injected_body: bool = False  # answered with a fault's own body: deliberately off-schema, not validated
 
     def header(self, name: str, default: str | None = None) -> str | None:
         return self.headers.get(name.lower(), default)
@@ -155,6 +156,7 @@ class Service:
             self.world.counters.count(self.name, req.method, req.route)
         fault = self.world.faults.take_http(self.name, req.method, req.route)
         if fault is not None:
+            req.injected_body = fault.kind == "status" and (fault.raw_body is not None or fault.body is not None)
             if fault.delay:
                 time.sleep(fault.delay)
             if fault.kind == "reset":
@@ -163,11 +165,12 @@ class Service:
                 time.sleep(fault.hang_seconds)
                 return None
             if fault.kind == "status":
-                resp = (
-                    Response(fault.status, fault.body, dict(fault.headers))
-                    if fault.body is not None
-                    else self.error_response(req, fault.status, fault.message or "injected fault")
-                )
+                if fault.raw_body is not None:
+                    resp = Response(fault.status, fault.raw_body.encode(), {"Content-Type": "application/json"})
+                elif fault.body is not None:
+                    resp = Response(fault.status, fault.body, dict(fault.headers))
+                else:
+                    resp = self.error_response(req, fault.status, fault.message or "injected fault")
                 resp.headers.update(fault.headers)
                 self.after(req, resp)
                 return resp

@@ -145,6 +145,8 @@ def start(workdir: pathlib.Path, seed: int = 0, mongodb: bool = True) -> Sandbox
     if mongo_starter is not None:
         mongo_starter.join()
         mongo = mongo_starter.server
+        if mongo is not None:
+            world.services["mongodb"] = mongo  # the control API's POST /mongodb/kill and /mongodb/start
         if mongo_starter.error:
             notes.append(f"MongoDB: failed to start: {mongo_starter.error}")
 
@@ -187,6 +189,7 @@ def serve_forever(workdir: pathlib.Path, seed: int = 0, mongodb: bool = True) ->
         process = getattr(sandbox.mongo, "process", None)
         if process is not None:
             (workdir / CHILDREN_FILE).write_text(f"{process.pid}\n")
+            sandbox.mongo.pid_file = workdir / CHILDREN_FILE  # kept current when the control API restarts it
         (workdir / READY_FILE).write_text(json.dumps({"pid": os.getpid(), "control_url": sandbox.control_url}) + "\n")
         for note in sandbox.notes:
             print(f"sandbox: {note}", file=sys.stderr, flush=True)

@@ -45,6 +45,32 @@ class MongoServer:
     uri: str
     process: subprocess.Popen[bytes] | None = None
     log_path: pathlib.Path | None = None
+    command: list[str] | None = None  # how FerretDB was started, to start it again on the same port and data
+    pid_file: pathlib.Path | None = None  # where the serving process records its child for `down`
+
+    @property
+    def restartable(self) -> bool:
+        return self.command is not None
+
+    def kill(self) -> bool:
+        """SIGKILL FerretDB, as a crash or an OOM kill would (False when it was not running)."""
+        if self.process is None or self.process.poll() is not None:
+            return False
+        self.process.kill()
+        self.process.wait(timeout=10)
+        return True
+
+    def start_again(self, timeout: float = 30.0) -> bool:
+        """Start FerretDB again on the same port and data after a kill (False when it still runs)."""
+        if self.command is None:
+            raise RuntimeError("this MongoDB was not started by the sandbox")
+        if self.process is not None and self.process.poll() is None:
+            return False
+        self.process = _spawn(self.command, self.log_path)
+        if self.pid_file is not None:
+            self.pid_file.write_text(f"{self.process.pid}\n")
+        wait_for_ping(self.uri, timeout=timeout, process=self.process)
+        return True
 
     def stop(self) -> None:
         if self.process is None or self.process.poll() is not None:
@@ -77,6 +103,13 @@ def wait_for_ping(uri: str, timeout: float = 30.0, process: subprocess.Popen[byt
     raise RuntimeError(f"MongoDB at {uri} did not answer ping within {timeout:.0f}s: {last}")
 
 
+def _spawn(command: list[str], log_path: pathlib.Path | None) -> subprocess.Popen[bytes]:
+    with open(log_path or os.devnull, "ab") as log:
+        return subprocess.Popen(
+            command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+        )
+
+
 def start_mongodb(workdir: pathlib.Path) -> MongoServer:
     """Use $MONGODB_URI when set; else start FerretDB with its data under `workdir`."""
     uri = os.environ.get("MONGODB_URI")
@@ -88,25 +121,19 @@ def start_mongodb(workdir: pathlib.Path) -> MongoServer:
     data.mkdir(parents=True, exist_ok=True)
     port = free_port()
     log_path = workdir / "ferretdb.log"
-    with open(log_path, "ab") as log:
-        process = subprocess.Popen(
-            [
-                str(binary),
-                f"--listen-addr=127.0.0.1:{port}",
-                "--handler=sqlite",
-                f"--sqlite-url=file:{data}/",
-                "--telemetry=disable",
-                "--debug-addr=-",
-                "--log-level=error",
-                f"--state-dir={data}",
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
+    command = [
+        str(binary),
+        f"--listen-addr=127.0.0.1:{port}",
+        "--handler=sqlite",
+        f"--sqlite-url=file:{data}/",
+        "--telemetry=disable",
+        "--debug-addr=-",
+        "--log-level=error",
+        f"--state-dir={data}",
+    ]
+    process = _spawn(command, log_path)
     uri = f"mongodb://127.0.0.1:{port}/"
-    server = MongoServer(uri, process, log_path)
+    server = MongoServer(uri, process, log_path, command)
     try:
         wait_for_ping(uri, process=process)
     except Exception:

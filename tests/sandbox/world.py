@@ -71,6 +71,7 @@ class Fault:
     status: int = 500
     message: str | None = None
     body: t.Any = None
+    raw_body: str | None = None  # sent as it is (malformed JSON, HTML, ...) instead of `body`
     headers: dict[str, str] = dataclasses.field(default_factory=dict)
     delay: float = 0.0
     hang_seconds: float = 30.0

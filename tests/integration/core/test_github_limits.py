@@ -136,3 +136,22 @@ def test_a_rate_limit_stops_the_queued_jobs_count_without_failing_it(fresh_sandb
     scan = client.list_queued_jobs(repo)
     assert (scan.stopped_by, scan.skipped_repositories, scan.repositories) == ("rate_limited", 1, 0)
     client.close()
+
+
+def test_a_queued_jobs_count_cut_short_keeps_the_jobs_it_found(fresh_sandbox_state: SandboxHandle) -> None:
+    """With more queued runs than the request cap allows, the count is what was found, not zero."""
+    sandbox = fresh_sandbox_state
+    repo = Scope(ScopeKind.REPOSITORY, sandbox.env["GITHUB_REPOSITORY"])
+    label = f"itcut-{uuid.uuid4().hex[:8]}"  # no runner has it: the jobs stay queued
+    for _job in range(3):
+        queue_jobs(sandbox, repo.name, label)
+    client = make_client(sandbox)
+    full = client.list_queued_jobs(repo)
+    assert full.stopped_by is None and sum(1 for j in full.jobs if label in j.labels) == 3
+
+    capped = client.list_queued_jobs(repo, max_requests=full.requests - 1)  # the last run's jobs not asked for
+    assert capped.stopped_by == "max_requests"
+    assert (capped.repositories, capped.skipped_repositories) == (0, 1)
+    # Earlier tests' runs may be in the listing too; of these three runs, at most one is cut off.
+    assert sum(1 for j in capped.jobs if label in j.labels) >= 2
+    client.close()

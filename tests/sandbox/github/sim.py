@@ -27,6 +27,7 @@ Domain faults (world.faults; `match` filters on the attributes listed):
   github_rate_limit_secondary  method, route, identity: one 403 (or 429 with status=429) with Retry-After
                                (the fault's headers["Retry-After"], else github.fault_retry_after)
   webhook_dropped              event, action, url: that delivery is never sent (recorded as "dropped")
+  webhook_duplicated           event, action, url: that delivery is sent twice with the same GUID
   runner_never_online          name, server_id: see runner_vm.py
   runner_offline_mid_job       name, server_id: see runner_vm.py
 HTTP faults (latency, status, reset, hang) apply as everywhere, with service "github" and the
@@ -208,7 +209,7 @@ class GithubSim:
 
     def validate_response(self, req: Request, resp: Response) -> None:
         validator = self.validator
-        if validator is None or req.route == "<unmatched>":
+        if validator is None or req.route == "<unmatched>" or req.injected_body:
             return
         errors = validator.validate_response(req.method, req.route, resp.status, resp.body)
         self._record(("response", req.method, req.route, resp.status), errors)

@@ -100,6 +100,14 @@ class Webhooks:
                 )
                 continue
             self._send(delivery)
+            if self.world.faults.take("webhook_duplicated", event=event, action=action, url=sub.url) is not None:
+                # GitHub sends some deliveries twice (same GUID): the receiver must be idempotent.
+                twice = dataclasses.replace(delivery, id=len(self.deliveries) + 1)
+                self.deliveries[twice.id] = twice
+                self.world.events.add(
+                    "webhook_duplicated", delivery_id=twice.id, guid=guid, url=sub.url, action=action, job_id=job_id
+                )
+                self._send(twice)
 
     def redeliver(self, delivery_id: int) -> Delivery | None:
         original = self.deliveries.get(delivery_id)
