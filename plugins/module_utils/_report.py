@@ -59,9 +59,11 @@ class PoolReport:
         execution = self.execution
         done = {name for names in execution.deleted.values() for name in names}
         done.update(execution.skipped_busy, execution.undeleted)
-        created = len(execution.created) + len(execution.create_failures)
+        # As the executor does: a deletion that did not happen leaves its runner, so one creation fewer.
+        creations = self.plan.create - len(execution.skipped_busy) - len(execution.undeleted)
+        tried = len(execution.created) + len(execution.create_failures)
         return {
-            "create": max(0, self.plan.create - created),
+            "create": max(0, creations - tried),
             "delete": sorted(d.name for d in self.plan.delete if d.name not in done),
         }
 
