@@ -73,9 +73,7 @@ def guard_with(stop: StopRequest, ensure_held: t.Callable[[], None]) -> t.Callab
 
 
 @contextlib.contextmanager
-def stop_on_signals(
-    stop: StopRequest, signals: t.Sequence[signal.Signals] = STOP_SIGNALS
-) -> t.Iterator[StopRequest]:
+def stop_on_signals(stop: StopRequest, signals: t.Sequence[signal.Signals] = STOP_SIGNALS) -> t.Iterator[StopRequest]:
     """`stop` requested by `signals` while the block runs; the former handlers come back after it.
 
     Outside the main thread Python cannot install handlers: the block then runs without them.

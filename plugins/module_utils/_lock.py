@@ -88,7 +88,9 @@ def _holder_text(holder: t.Mapping[str, t.Any]) -> str:
 
 def waiting_text(what: str, holder: t.Mapping[str, t.Any], timeout: float) -> str:
     """E.g. ``waiting for the lock of pool small held by pid 8682 on host-a since …; giving up after 300 s``."""
-    return f"waiting for the lock of {what} held by {_holder_text(holder)}; giving up after {timeout:g} s (lock_timeout)"
+    return (
+        f"waiting for the lock of {what} held by {_holder_text(holder)}; giving up after {timeout:g} s (lock_timeout)"
+    )
 
 
 def _now_text() -> str:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures
+import contextlib
 import dataclasses
 import datetime
 import functools
@@ -236,10 +237,8 @@ class PlanExecutor:
 
     def _go_on(self, call: str) -> None:
         """The guard of a call that completes an operation already begun: a stop request lets it finish."""
-        try:
+        with contextlib.suppress(Stopped):
             self.guard(call)
-        except Stopped:
-            pass
 
     # Concurrency -------------------------------------------------------------
     def _run_all(

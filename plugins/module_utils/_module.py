@@ -192,7 +192,8 @@ class RunnersModule:
         prefix = f"{p.get('controller_id')}-"
 
         def what(key: str) -> str:
-            return f"pool {key[len(prefix):]}" if key.startswith(prefix) else key
+            return f"pool {key[len(prefix) :]}" if key.startswith(prefix) else key
+
         if p.get("mongodb_uri"):
             ttl = float(p.get("lock_ttl") or 120.0)
             if ttl < MIN_LOCK_TTL:

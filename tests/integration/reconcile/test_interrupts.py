@@ -115,4 +115,3 @@ def warning_texts(result: dict[str, t.Any]) -> list[str]:
 def sandbox_servers(sandbox: t.Any, pool: str) -> list[str]:
     state = sandbox.control.get("/state")
     return [s["name"] for s in state["openstack"]["servers"] if f"ghr-pool={pool}" in s.get("tags", [])]
-

@@ -154,7 +154,9 @@ def test_pool_info_shows_the_flavor_image_and_job_of_each_runner(sandbox: t.Any,
     # A runner created for one job, as the reactive path creates them: its VM records the job.
     spec, github, cloud = core.spec(pool), core.github(), core.cloud()
     name = runner_name("it", spec.name)
-    runner, jit_config = github.generate_jit_config(spec.scope, name, spec.labels, github.runner_group_id(spec.scope, None))
+    runner, jit_config = github.generate_jit_config(
+        spec.scope, name, spec.labels, github.runner_group_id(spec.scope, None)
+    )
     metadata = vm_metadata(runner.id, utcnow(), spec.scope, job_id=4242, spec=spec_hash(spec))
     tags = [controller_tag("it"), pool_tag(spec.name)]
     cloud.create_server(name, spec, render_user_data(spec, jit_config), metadata, tags)

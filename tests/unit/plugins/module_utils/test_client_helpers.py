@@ -279,7 +279,12 @@ def test_vm_from_server_reads_our_tags_metadata_and_fault() -> None:
 def test_vm_from_server_reads_the_flavor_and_image_it_was_created_with(
     flavor: t.Any, image: t.Any, expected: tuple[str | None, str | None]
 ) -> None:
-    server = {"id": "a", "name": "ci-small-0123456789ab", "status": "ACTIVE", "tags": ["ghr-controller=ci", "ghr-pool=small"]}
+    server = {
+        "id": "a",
+        "name": "ci-small-0123456789ab",
+        "status": "ACTIVE",
+        "tags": ["ghr-controller=ci", "ghr-pool=small"],
+    }
     vm = vm_from_server({**server, "flavor": flavor, "image": image}, "ci")
     assert vm is not None and (vm.flavor, vm.image) == expected
 

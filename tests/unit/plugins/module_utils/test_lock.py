@@ -352,9 +352,9 @@ def test_heartbeat_starts_no_thread_for_locks_that_need_no_renewal(tmp_path: pat
 def test_a_file_lock_found_held_tells_once_who_holds_it(tmp_path: pathlib.Path) -> None:
     path = str(tmp_path / "ci-small.lock")
     told: list[str] = []
-    with FileLock(path):
-        with pytest.raises(LockError, match=r"held by pid \d+ .*gave up after 0.3 s \(lock_timeout\)"):
-            FileLock(path, timeout=0.3, poll_interval=0.05, on_wait=told.append, what="pool small").acquire()
+    waiter = FileLock(path, timeout=0.3, poll_interval=0.05, on_wait=told.append, what="pool small")
+    with FileLock(path), pytest.raises(LockError, match=r"held by pid \d+ .*gave up after 0.3 s \(lock_timeout\)"):
+        waiter.acquire()
     assert len(told) == 1  # once, not per attempt
     assert told[0].startswith(f"waiting for the lock of pool small held by pid {os.getpid()} on {socket.gethostname()}")
     assert " since 20" in told[0] and "giving up after 0.3 s (lock_timeout)" in told[0]
