@@ -51,7 +51,7 @@ class StopRequest:
         if self._on_request is not None:
             self._on_request(message)
 
-    def check(self, call: str = "") -> None:
+    def check(self) -> None:
         """Stopped once a stop was requested (the same text for every call: one line per pool)."""
         if self.reason is not None:
             raise Stopped(f"stopped by {self.reason}")
@@ -67,7 +67,7 @@ def guard_with(stop: StopRequest, ensure_held: t.Callable[[], None]) -> t.Callab
 
     def guard(call: str) -> None:
         ensure_held()
-        stop.check(call)
+        stop.check()
 
     return guard
 

@@ -174,7 +174,8 @@ class RunnersModule:
 
     def tell(self, message: str) -> None:
         """Write `message` to stderr now: people watching a run that hangs (-vvv, AWX) see it before the result."""
-        with contextlib.suppress(OSError, ValueError):
+        # RuntimeError: a signal's message arriving while another is being written (a reentrant write).
+        with contextlib.suppress(OSError, ValueError, RuntimeError):
             sys.stderr.write(f"{message}\n")
             sys.stderr.flush()
 

@@ -33,14 +33,15 @@ def setup_function() -> None:
 def test_a_stop_request_refuses_every_later_call_with_one_text_and_keeps_the_first_reason() -> None:
     told: list[str] = []
     stop = StopRequest(on_request=told.append)
-    stop.check("register runner a")  # nothing requested: passes
+    stop.check()  # nothing requested: passes
     stop.request("SIGTERM")
     stop.request("SIGINT")
     assert stop.requested and stop.reason == "SIGTERM" and stop.signals == 2
+    guard = guard_with(stop, lambda: None)
     messages = set()
     for call in ("register runner a", "delete server b"):
         with pytest.raises(Stopped) as caught:
-            stop.check(call)
+            guard(call)
         messages.add(str(caught.value))
     assert messages == {"stopped by SIGTERM"}
     assert "no new creation or deletion is started" in told[0] and "again" in told[1]
