@@ -27,6 +27,7 @@ import typing as t
 import uuid
 
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._errors import LockError
+from ansible_collections.selfhosted.github_runners.plugins.module_utils._interrupt import Stopped
 
 PYMONGO_IMPORT_ERROR: t.Optional[str]
 try:
@@ -43,6 +44,17 @@ _UTC = datetime.timezone.utc
 
 #: Told once, when a lock's first attempt finds it held, who holds it (a run should not wait silently).
 OnWait = t.Callable[[str], None]
+#: Called between attempts; raises Stopped to end the wait (a stop request).
+Check = t.Callable[[], None]
+
+
+def _check_between_attempts(check: t.Optional[Check], what: str) -> None:
+    if check is None:
+        return
+    try:
+        check()
+    except Stopped as exc:
+        raise Stopped(f"{exc} while waiting for the lock of {what}: nothing was changed") from None
 
 
 class PoolLock(t.Protocol):
@@ -112,8 +124,10 @@ class FileLock:
         poll_interval: float = 0.1,
         on_wait: t.Optional[OnWait] = None,
         what: t.Optional[str] = None,
+        check: t.Optional[Check] = None,
     ) -> None:
         self.path = path
+        self.check = check
         self.timeout = timeout
         self.poll_interval = poll_interval
         self.on_wait = on_wait
@@ -148,6 +162,11 @@ class FileLock:
                     f"pool lock {self.path} is held by {_holder_text(holder)}; gave up after {self.timeout:g} s"
                     " (lock_timeout)"
                 )
+            try:
+                _check_between_attempts(self.check, self.what)
+            except Stopped:
+                os.close(fd)
+                raise
             time.sleep(self.poll_interval)
         self._fd = fd
         record = json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "since": _now_text()})
@@ -253,6 +272,7 @@ class MongoLease:
         margin: t.Optional[float] = None,
         on_wait: t.Optional[OnWait] = None,
         what: t.Optional[str] = None,
+        check: t.Optional[Check] = None,
     ) -> None:
         if not HAS_PYMONGO:
             raise ImportError(f"pymongo is required: {PYMONGO_IMPORT_ERROR}")
@@ -271,6 +291,7 @@ class MongoLease:
         self.poll_interval = poll_interval
         self.server_timeout_ms = server_timeout_ms
         self.on_wait = on_wait
+        self.check = check
         self.what = what  # the lock in messages, e.g. "pool small"; else the lease's key and collection
         self._gen: t.Optional[int] = None
         self._deadline = 0.0  # time.monotonic() from which the lease counts as lost
@@ -371,7 +392,11 @@ class MongoLease:
                         f" unless released ({_holder_text(holder)}); gave up after {self.wait_timeout:g} s"
                         " (lock_timeout)"
                     )
+                _check_between_attempts(self.check, self.what or self._where)
                 time.sleep(self.poll_interval)
+        except Stopped:
+            self._close_owned()
+            raise
         except pymongo.errors.PyMongoError as exc:
             self._close_owned()
             raise self._fail(exc) from None

@@ -183,10 +183,11 @@ class RunnersModule:
         self.module.warn(message)  # also in the result when the wait ends in a failure
         self.tell(message)
 
-    def locks(self) -> LockFactory:
+    def locks(self, check: t.Optional[t.Callable[[], None]] = None) -> LockFactory:
         """A pool lock factory: a MongoDB lease when `mongodb_uri` is set, else a local file lock.
 
-        A lock found held is reported (who holds it) in the warnings and on stderr at once.
+        A lock found held is reported (who holds it) in the warnings and on stderr at once;
+        `check` is called between attempts and ends the wait when it raises (a stop request).
         """
         p = self.params
         timeout = float(p.get("lock_timeout") or 300.0)
@@ -210,6 +211,7 @@ class RunnersModule:
                     wait_timeout=timeout,
                     on_wait=self._lock_wait,
                     what=what(key),
+                    check=check,
                 )
 
             return mongo_lock
@@ -217,7 +219,11 @@ class RunnersModule:
 
         def file_lock(key: str) -> PoolLock:
             return FileLock(
-                os.path.join(lock_dir, f"{key}.lock"), timeout=timeout, on_wait=self._lock_wait, what=what(key)
+                os.path.join(lock_dir, f"{key}.lock"),
+                timeout=timeout,
+                on_wait=self._lock_wait,
+                what=what(key),
+                check=check,
             )
 
         return file_lock

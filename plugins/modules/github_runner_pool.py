@@ -47,7 +47,8 @@ description:
     deletion, completes those under way (a runner registered on GitHub gets its VM, a runner deleted on GitHub loses
     its VM, or a failed create deletes its registration), saves every pool's state, releases the locks, and fails
     naming per pool what was created, deleted and left (RV(pools[].stopped), RV(pools[].left)). Further signals do
-    not cut this short. The next run goes on from there.
+    not cut this short. The next run goes on from there. A run still waiting for a pool lock stops waiting and fails,
+    having changed nothing.
   - Run it on a schedule (cron, systemd timer, AWX) with the C(selfhosted.github_runners.reconcile) playbook.
 options:
   state:
@@ -467,7 +468,7 @@ def main():
         for name in ("count_queued_jobs_max_requests", "count_queued_jobs_rate_limit_floor"):
             if params[name] < 0:
                 raise ConfigError(name, f"must not be negative, got {params[name]}")
-        reconciler = Reconciler(module.github(), module.cloud(), module.locks(), stop=stop)
+        reconciler = Reconciler(module.github(), module.cloud(), module.locks(check=stop.check), stop=stop)
         options = ReconcileOptions(
             controller_id,
             params["state"],

@@ -33,18 +33,20 @@ class ModuleRun:
         # The test's environment as ansible-playbook passes it (no MONGODB_URI unless given), the collection importable.
         env = {k: v for k, v in ansible.env().items() if not k.lower().endswith("_proxy")}
         env["PYTHONPATH"] = python_env()["PYTHONPATH"]
-        self.proc = subprocess.Popen(
-            [sys.executable, str(POOL_MODULE), str(path)],
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        # stderr into a file: what the module says while it runs can be read before it ends.
+        self.stderr = path.with_suffix(".stderr")
+        with open(self.stderr, "wb") as err:
+            self.proc = subprocess.Popen(
+                [sys.executable, str(POOL_MODULE), str(path)], env=env, stdout=subprocess.PIPE, stderr=err, text=True
+            )
+
+    def said(self) -> str:
+        return self.stderr.read_text()
 
     def finish(self, timeout: float = 240) -> tuple[dict[str, t.Any], str]:
-        out, err = self.proc.communicate(timeout=timeout)
-        assert out.strip(), err
-        return json.loads(out), err
+        out, _ = self.proc.communicate(timeout=timeout)
+        assert out.strip(), self.said()
+        return json.loads(out), self.said()
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
@@ -115,3 +117,18 @@ def warning_texts(result: dict[str, t.Any]) -> list[str]:
 def sandbox_servers(sandbox: t.Any, pool: str) -> list[str]:
     state = sandbox.control.get("/state")
     return [s["name"] for s in state["openstack"]["servers"] if f"ghr-pool={pool}" in s.get("tags", [])]
+
+
+def test_a_signal_ends_the_wait_for_a_held_lock_and_changes_nothing(
+    sandbox: t.Any, ansible: Ansible, core: Core
+) -> None:
+    pool = pool_dict(sandbox, min_idle=1)
+    args = {"controller_id": "it", "pools": [pool], "lock_timeout": 600}
+    with FileLock(str(ansible.workdir / "locks" / f"it-{pool['name']}.lock")):
+        run = ModuleRun(ansible, args)
+        core.wait_for("the run to wait for the lock", lambda: "waiting for the lock of pool" in run.said(), 180)
+        run.proc.send_signal(signal.SIGTERM)
+        result, _ = run.finish()
+    assert result["failed"] is True
+    assert result["msg"] == f"stopped by SIGTERM while waiting for the lock of pool {pool['name']}: nothing was changed"
+    assert sandbox_servers(sandbox, pool["name"]) == [] and core.runners(pool["name"]) == []

@@ -18,6 +18,7 @@ import pymongo
 import pytest
 
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._errors import LockError
+from ansible_collections.selfhosted.github_runners.plugins.module_utils._interrupt import Stopped, StopRequest
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._lock import (
     FileLock,
     Heartbeat,
@@ -376,3 +377,20 @@ def test_a_lease_found_held_tells_once_who_holds_it(mongodb: MongoServer, lease_
     with lease(mongodb, lease_collection, on_wait=told.append):
         pass
     assert len(told) == 1
+
+
+def test_a_stop_request_ends_the_wait_for_a_held_lock(tmp_path: pathlib.Path) -> None:
+    path = str(tmp_path / "ci-small.lock")
+    stop = StopRequest()
+    told: list[str] = []
+
+    def tell(message: str) -> None:
+        told.append(message)
+        stop.request("SIGTERM")  # as if the signal came while the run waits
+
+    waiter = FileLock(path, timeout=600, poll_interval=0.05, on_wait=tell, what="pool small", check=stop.check)
+    with FileLock(path), pytest.raises(Stopped, match="stopped by SIGTERM while waiting for the lock of pool small"):
+        waiter.acquire()
+    assert len(told) == 1
+    with waiter:  # it closed what it had opened: it can take the lock later
+        waiter.ensure_held()
