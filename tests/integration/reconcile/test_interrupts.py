@@ -44,7 +44,7 @@ class ModuleRun:
         return self.stderr.read_text()
 
     def finish(self, timeout: float = 240) -> tuple[dict[str, t.Any], str]:
-        out, _ = self.proc.communicate(timeout=timeout)
+        out = self.proc.communicate(timeout=timeout)[0]
         assert out.strip(), self.said()
         return json.loads(out), self.said()
 
@@ -128,7 +128,7 @@ def test_a_signal_ends_the_wait_for_a_held_lock_and_changes_nothing(
         run = ModuleRun(ansible, args)
         core.wait_for("the run to wait for the lock", lambda: "waiting for the lock of pool" in run.said(), 180)
         run.proc.send_signal(signal.SIGTERM)
-        result, _ = run.finish()
+        result = run.finish()[0]
     assert result["failed"] is True
     assert result["msg"] == f"stopped by SIGTERM while waiting for the lock of pool {pool['name']}: nothing was changed"
     assert sandbox_servers(sandbox, pool["name"]) == [] and core.runners(pool["name"]) == []
