@@ -228,7 +228,11 @@ options:
     type: str
     default: github_runners
   lock_timeout:
-    description: Seconds to wait for a pool lock held by another reconcile before failing.
+    description:
+      - Seconds to wait for a pool lock held by another reconcile before failing; the failure names the holder.
+      - As soon as a lock is found held, a warning names who holds it (for example C(waiting for the lock of pool
+        small held by pid 8682 on host-a since 2026-01-01T12:00:00Z)); it is written to the module's standard error
+        at once too, for a run that is cut short before it returns.
     type: float
     default: 300
   lock_ttl:

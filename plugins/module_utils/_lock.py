@@ -4,8 +4,9 @@
 
 `FileLock` (flock on a local file) serves one host; `MongoLease` (a lease document
 in MongoDB that expires unless renewed) serves several hosts or AWX nodes. Both
-wait a bounded time and then raise `LockError` naming the holder, and both keep
-a JSON-able dict (the pool's reconcile history) next to the lock. `Heartbeat`
+wait a bounded time and then raise `LockError` naming the holder (`on_wait` is told
+who holds it as soon as the first attempt finds it held), and both keep a JSON-able
+dict (the pool's reconcile history) next to the lock. `Heartbeat`
 renews leases from a daemon thread while the work they protect goes on.
 """
 
@@ -26,6 +27,7 @@ import typing as t
 import uuid
 
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._errors import LockError
+from ansible_collections.selfhosted.github_runners.plugins.module_utils._interrupt import Stopped
 
 PYMONGO_IMPORT_ERROR: t.Optional[str]
 try:
@@ -39,6 +41,20 @@ except ImportError:
     PYMONGO_IMPORT_ERROR = traceback.format_exc()
 
 _UTC = datetime.timezone.utc
+
+#: Told once, when a lock's first attempt finds it held, who holds it (a run should not wait silently).
+OnWait = t.Callable[[str], None]
+#: Called between attempts; raises Stopped to end the wait (a stop request).
+Check = t.Callable[[], None]
+
+
+def _check_between_attempts(check: t.Optional[Check], what: str) -> None:
+    if check is None:
+        return
+    try:
+        check()
+    except Stopped as exc:
+        raise Stopped(f"{exc} while waiting for the lock of {what}: nothing was changed") from None
 
 
 class PoolLock(t.Protocol):
@@ -74,9 +90,19 @@ def _holder_text(holder: t.Mapping[str, t.Any]) -> str:
         parts.append(f"pid {holder['pid']}")
     if holder.get("host"):
         parts.append(f"on {holder['host']}")
-    if holder.get("since"):
-        parts.append(f"since {holder['since']}")
+    since = holder.get("since")
+    if isinstance(since, datetime.datetime):
+        since = (since if since.tzinfo else since.replace(tzinfo=_UTC)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    if since:
+        parts.append(f"since {since}")
     return " ".join(parts) or "an unknown holder"
+
+
+def waiting_text(what: str, holder: t.Mapping[str, t.Any], timeout: float) -> str:
+    """E.g. ``waiting for the lock of pool small held by pid 8682 on host-a since …; giving up after 300 s``."""
+    return (
+        f"waiting for the lock of {what} held by {_holder_text(holder)}; giving up after {timeout:g} s (lock_timeout)"
+    )
 
 
 def _now_text() -> str:
@@ -91,10 +117,21 @@ class FileLock:
     flock is released by the kernel when the holder dies, so a crash leaves no stale lock.
     """
 
-    def __init__(self, path: str, timeout: float = 60.0, poll_interval: float = 0.1) -> None:
+    def __init__(
+        self,
+        path: str,
+        timeout: float = 60.0,
+        poll_interval: float = 0.1,
+        on_wait: t.Optional[OnWait] = None,
+        what: t.Optional[str] = None,
+        check: t.Optional[Check] = None,
+    ) -> None:
         self.path = path
+        self.check = check
         self.timeout = timeout
         self.poll_interval = poll_interval
+        self.on_wait = on_wait
+        self.what = what or self.path  # the lock in messages, e.g. "pool small"
         base = path[: -len(".lock")] if path.endswith(".lock") else path
         self.state_path = base + ".state.json"
         self._fd: t.Optional[int] = None
@@ -106,6 +143,7 @@ class FileLock:
         os.makedirs(directory, mode=0o700, exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
         deadline = time.monotonic() + self.timeout
+        told = self.on_wait is None
         while True:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -114,12 +152,21 @@ class FileLock:
                 if exc.errno not in (errno.EAGAIN, errno.EACCES):
                     os.close(fd)
                     raise LockError(f"cannot lock {self.path}: {exc.strerror}") from None
+            if not told:
+                told = True
+                t.cast(OnWait, self.on_wait)(waiting_text(self.what, self._read_holder(fd), self.timeout))
             if time.monotonic() >= deadline:
                 holder = self._read_holder(fd)
                 os.close(fd)
                 raise LockError(
                     f"pool lock {self.path} is held by {_holder_text(holder)}; gave up after {self.timeout:g} s"
+                    " (lock_timeout)"
                 )
+            try:
+                _check_between_attempts(self.check, self.what)
+            except Stopped:
+                os.close(fd)
+                raise
             time.sleep(self.poll_interval)
         self._fd = fd
         record = json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "since": _now_text()})
@@ -223,6 +270,9 @@ class MongoLease:
         poll_interval: float = 0.5,
         server_timeout_ms: int = 5000,
         margin: t.Optional[float] = None,
+        on_wait: t.Optional[OnWait] = None,
+        what: t.Optional[str] = None,
+        check: t.Optional[Check] = None,
     ) -> None:
         if not HAS_PYMONGO:
             raise ImportError(f"pymongo is required: {PYMONGO_IMPORT_ERROR}")
@@ -240,6 +290,9 @@ class MongoLease:
         self.wait_timeout = wait_timeout
         self.poll_interval = poll_interval
         self.server_timeout_ms = server_timeout_ms
+        self.on_wait = on_wait
+        self.check = check
+        self.what = what  # the lock in messages, e.g. "pool small"; else the lease's key and collection
         self._gen: t.Optional[int] = None
         self._deadline = 0.0  # time.monotonic() from which the lease counts as lost
         self._lost: t.Optional[str] = None  # why the lease was lost
@@ -322,18 +375,28 @@ class MongoLease:
         if self._gen is not None:
             raise LockError(f"{self._where} is already held by this process")
         deadline = time.monotonic() + self.wait_timeout
+        told = self.on_wait is None
         try:
             while True:
                 holder = self._try_acquire()
                 if holder is None:
                     return
+                if not told:
+                    told = True
+                    what = self.what or self._where
+                    t.cast(OnWait, self.on_wait)(waiting_text(what, holder, self.wait_timeout))
                 if time.monotonic() >= deadline:
                     until = self._until(holder).strftime("%Y-%m-%dT%H:%M:%SZ")
                     raise LockError(
                         f"{self._where} is held by {holder.get('owner') or 'an unknown holder'} until {until}"
-                        f" unless released; gave up after {self.wait_timeout:g} s"
+                        f" unless released ({_holder_text(holder)}); gave up after {self.wait_timeout:g} s"
+                        " (lock_timeout)"
                     )
+                _check_between_attempts(self.check, self.what or self._where)
                 time.sleep(self.poll_interval)
+        except Stopped:
+            self._close_owned()
+            raise
         except pymongo.errors.PyMongoError as exc:
             self._close_owned()
             raise self._fail(exc) from None

@@ -14,13 +14,15 @@ Safety rules live here, at the edge where the calls are made:
 - after a failed server create, a quota or a rate-limit error no further creation
   is attempted this run;
 - every mutating call is preceded by the guard, which raises to stop the pool's
-  changes (its lock was lost; later, a stop request).
+  changes (its lock was lost, or a stop was requested); a stop request refuses only
+  the first call of a creation or deletion: one already begun is completed.
 """
 
 from __future__ import annotations
 
 import collections
 import concurrent.futures
+import contextlib
 import dataclasses
 import datetime
 import functools
@@ -40,6 +42,7 @@ from ansible_collections.selfhosted.github_runners.plugins.module_utils._identit
     runner_name,
     vm_metadata,
 )
+from ansible_collections.selfhosted.github_runners.plugins.module_utils._interrupt import Stopped
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._model import Deletion, Plan
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._ports import CloudPort, GithubPort
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._userdata import render_user_data
@@ -68,6 +71,8 @@ class ExecutionResult:
     errors: t.List[str] = dataclasses.field(default_factory=list)
     # What the cloud said to each server create that failed (for the pool's creation backoff).
     create_failures: t.List[str] = dataclasses.field(default_factory=list)
+    # Why creations or deletions of the plan were not started (a stop request), or None.
+    stopped: t.Optional[str] = None
 
     @property
     def changed(self) -> bool:
@@ -97,7 +102,7 @@ class PlanExecutor:
         # A deletion GitHub refused (the runner took a job meanwhile) or that failed leaves
         # its runner: create that many fewer, so the pool never goes past max_runners.
         create = plan.create - len(result.skipped_busy) - len(result.undeleted)
-        if create > 0:
+        if create > 0 and result.stopped is None:
             self._create_all(pool, create, result)
         result.deleted = dict(result.deleted)
         return result
@@ -170,7 +175,7 @@ class PlanExecutor:
         self.guard(f"register runner {name}")
         runner, jit_config = self.github.generate_jit_config(pool.scope, name, pool.labels, group_id)
         try:
-            self.guard(f"create server {name}")
+            self._go_on(f"create server {name}")
             self.cloud.create_server(
                 name,
                 pool,
@@ -221,10 +226,19 @@ class PlanExecutor:
             # Forced, a busy runner loses its VM; a busy record without a VM cannot go yet.
             if outcome == "busy" and (not deletion.busy or deletion.vm_id is None):
                 return "busy"
+            if deletion.vm_id is not None:
+                self._go_on(f"delete server {deletion.name}")  # its runner is gone: the VM goes too
+                self.cloud.delete_server(deletion.vm_id)
+            return "deleted"
         if deletion.vm_id is not None:
             self.guard(f"delete server {deletion.name}")
             self.cloud.delete_server(deletion.vm_id)
         return "deleted"
+
+    def _go_on(self, call: str) -> None:
+        """The guard of a call that completes an operation already begun: a stop request lets it finish."""
+        with contextlib.suppress(Stopped):
+            self.guard(call)
 
     # Concurrency -------------------------------------------------------------
     def _run_all(
@@ -241,6 +255,9 @@ class PlanExecutor:
                     continue
                 if not isinstance(exc, RunnerError):
                     raise exc
+                if isinstance(exc, Stopped):
+                    result.stopped = str(exc)  # not an error: what was left is reported as such
+                    continue
                 with self._lock:
                     message = f"pool {pool_name}: {exc}"
                     if message not in result.errors:  # one line per distinct failure, not per attempt

@@ -63,6 +63,10 @@ class VmInfo:
     scope: t.Optional[Scope] = None
     # ghr_spec metadata: the hash of the pool spec it was created from; None on VMs from before it was recorded.
     spec: t.Optional[str] = None
+    # Nova's flavor (its name, microversion >= 2.47, else its id) and image id; None when Nova shows none
+    # (a server booted from a volume has no image).
+    flavor: t.Optional[str] = None
+    image: t.Optional[str] = None
 
     @property
     def failed(self) -> bool:

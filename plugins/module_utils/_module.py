@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 import traceback
 import typing as t
 
@@ -171,23 +172,59 @@ class RunnersModule:
             )
         return self._cloud
 
-    def locks(self) -> LockFactory:
-        """A pool lock factory: a MongoDB lease when `mongodb_uri` is set, else a local file lock."""
+    def tell(self, message: str) -> None:
+        """Write `message` to stderr now: people watching a run that hangs (-vvv, AWX) see it before the result."""
+        # RuntimeError: a signal's message arriving while another is being written (a reentrant write).
+        with contextlib.suppress(OSError, ValueError, RuntimeError):
+            sys.stderr.write(f"{message}\n")
+            sys.stderr.flush()
+
+    def _lock_wait(self, message: str) -> None:
+        self.module.warn(message)  # also in the result when the wait ends in a failure
+        self.tell(message)
+
+    def locks(self, check: t.Optional[t.Callable[[], None]] = None) -> LockFactory:
+        """A pool lock factory: a MongoDB lease when `mongodb_uri` is set, else a local file lock.
+
+        A lock found held is reported (who holds it) in the warnings and on stderr at once;
+        `check` is called between attempts and ends the wait when it raises (a stop request).
+        """
         p = self.params
         timeout = float(p.get("lock_timeout") or 300.0)
+        prefix = f"{p.get('controller_id')}-"
+
+        def what(key: str) -> str:
+            return f"pool {key[len(prefix) :]}" if key.startswith(prefix) else key
+
         if p.get("mongodb_uri"):
             ttl = float(p.get("lock_ttl") or 120.0)
             if ttl < MIN_LOCK_TTL:
                 raise ConfigError("lock_ttl", f"must be at least {MIN_LOCK_TTL:g} seconds, got {ttl:g}")
 
             def mongo_lock(key: str) -> PoolLock:
-                return MongoLease(p["mongodb_uri"], p["mongodb_database"], "locks", key, ttl=ttl, wait_timeout=timeout)
+                return MongoLease(
+                    p["mongodb_uri"],
+                    p["mongodb_database"],
+                    "locks",
+                    key,
+                    ttl=ttl,
+                    wait_timeout=timeout,
+                    on_wait=self._lock_wait,
+                    what=what(key),
+                    check=check,
+                )
 
             return mongo_lock
         lock_dir = os.path.expanduser(p.get("lock_dir") or DEFAULT_LOCK_DIR)
 
         def file_lock(key: str) -> PoolLock:
-            return FileLock(os.path.join(lock_dir, f"{key}.lock"), timeout=timeout)
+            return FileLock(
+                os.path.join(lock_dir, f"{key}.lock"),
+                timeout=timeout,
+                on_wait=self._lock_wait,
+                what=what(key),
+                check=check,
+            )
 
         return file_lock
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import collections
+import collections.abc
 import dataclasses
 import datetime
 import difflib
@@ -126,7 +127,19 @@ def vm_from_server(server: t.Mapping[str, t.Any], controller_id: str) -> t.Optio
         fault=str(fault["message"]) if isinstance(fault, dict) and fault.get("message") else None,
         scope=metadata.scope,
         spec=metadata.spec,
+        flavor=_reference(server.get("flavor"), "original_name", "name", "id"),
+        image=_reference(server.get("image"), "id"),
     )
+
+
+def _reference(value: object, *keys: str) -> t.Optional[str]:
+    """The first of `keys` set in a Nova reference (a flavor or image object, or its id as a string)."""
+    if isinstance(value, str):
+        return value or None
+    if isinstance(value, collections.abc.Mapping):
+        found = next((value.get(key) for key in keys if value.get(key)), None)
+        return None if found is None else str(found)
+    return None
 
 
 def pool_lookups(pool: PoolSpec) -> t.List[t.Tuple[str, LookupKind, str]]:
@@ -340,6 +353,8 @@ class CloudClient:
                         "metadata": s.metadata,
                         "tags": s.tags,
                         "fault": s.fault,
+                        "flavor": s.flavor,
+                        "image": s.image,
                     },
                     controller_id,
                 )

@@ -41,6 +41,7 @@ from ansible_collections.selfhosted.github_runners.plugins.module_utils._errors 
     RunnerError,
 )
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._identity import owns_name, parse_timestamp
+from ansible_collections.selfhosted.github_runners.plugins.module_utils._interrupt import StopRequest, guard_with
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._lock import Heartbeat, PoolLock
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._manager import (
     Clock,
@@ -206,12 +207,15 @@ class Reconciler:
         locks: t.Optional[LockFactory],
         clock: Clock = utcnow,
         rng: t.Callable[[], float] = random.random,
+        stop: t.Optional[StopRequest] = None,
     ) -> None:
         self.github = github
         self.cloud = cloud
         self.locks = locks
         self.clock = clock
         self.rng = rng  # the jitter of creation backoffs
+        # Once requested, no creation or deletion is started; the pools' states are saved as after any run.
+        self.stop = stop or StopRequest()
 
     def inspect(self, pools: t.Sequence[PoolSpec], controller_id: str) -> Inspection:
         """The joined view of each pool, without locking or changing anything.
@@ -353,9 +357,9 @@ class Reconciler:
         held_back = _ahead(self.github.rate_status().not_before, now)
         if held_back is not None:
             plan = without_github_changes(plan)
-        # A lost lock stops the pool's changes before the next mutating call, not only its next run.
+        # A lost lock or a stop request stops the pool's changes before the next mutating call.
         executor = PlanExecutor(
-            self.github, self.cloud, options.controller_id, self.clock, guard=lambda call: lock.ensure_held()
+            self.github, self.cloud, options.controller_id, self.clock, guard=guard_with(self.stop, lock.ensure_held)
         )
         if options.check_mode:
             execution = executor.preview(pool, plan)
@@ -398,7 +402,11 @@ class Reconciler:
             execution = ExecutionResult()
         else:
             executor = PlanExecutor(
-                self.github, self.cloud, options.controller_id, self.clock, guard=lambda call: lock.ensure_held()
+                self.github,
+                self.cloud,
+                options.controller_id,
+                self.clock,
+                guard=guard_with(self.stop, lock.ensure_held),
             )
             execution = executor.execute_deletions(plan)
             try:

@@ -46,8 +46,35 @@ class PoolReport:
 
     @property
     def failed(self) -> bool:
-        """Whether something went wrong for this pool (the task then fails, naming it)."""
-        return bool(self.execution.errors)
+        """Whether something went wrong for this pool, or its run was stopped (the task then fails, naming it)."""
+        return bool(self.execution.errors) or self.stopped is not None
+
+    @property
+    def stopped(self) -> t.Optional[str]:
+        """Why creations or deletions of the plan were not started (e.g. ``stopped by SIGINT``), or None."""
+        return self.execution.stopped
+
+    def left(self) -> t.Dict[str, t.Any]:
+        """What the plan wanted but the run did not do: creations not made, deletions not made (their names)."""
+        execution = self.execution
+        done = {name for names in execution.deleted.values() for name in names}
+        done.update(execution.skipped_busy, execution.undeleted)
+        # As the executor does: a deletion that did not happen leaves its runner, so one creation fewer.
+        creations = self.plan.create - len(execution.skipped_busy) - len(execution.undeleted)
+        tried = len(execution.created) + len(execution.create_failures)
+        return {
+            "create": max(0, creations - tried),
+            "delete": sorted(d.name for d in self.plan.delete if d.name not in done),
+        }
+
+    def stopped_text(self) -> str:
+        """What a stopped pool did and left, e.g. ``pool small: created 2, deleted 0; left 4 creations, 0 deletions``."""
+        left = self.left()
+        deleted = sum(len(names) for names in self.execution.deleted.values())
+        return (
+            f"pool {self.pool}: created {len(self.execution.created)}, deleted {deleted}; left for the next run:"
+            f" {left['create']} creations, {len(left['delete'])} deletions"
+        )
 
     @property
     def backing_off(self) -> bool:
@@ -120,6 +147,9 @@ class PoolReport:
             line += f"; {self.plan.held} held back until {format_timestamp(self.backoff.until)} (creation backoff)"
         if self.github_not_before is not None:
             line += f"; no GitHub change before {format_timestamp(self.github_not_before)} (rate limit)"
+        if self.stopped is not None:
+            left = self.left()
+            line += f"; {self.stopped}: {left['create']} creations and {len(left['delete'])} deletions left"
         return line
 
     def as_dict(self) -> t.Dict[str, t.Any]:
@@ -151,6 +181,8 @@ class PoolReport:
             "errors": list(self.execution.errors),
             "duration": round(self.duration, 3),
             "github_not_before": _timestamp(self.github_not_before),
+            "stopped": self.stopped,
+            "left": self.left(),
         }
 
 
@@ -184,6 +216,14 @@ class ReconcileReport:
         failed = self.failed_pools
         if not failed:
             return None
+        stopped = [p for p in self.pools if p.stopped is not None]
+        if stopped:
+            # Every stopped pool says what it did and left; errors of the run follow.
+            return (
+                f"{stopped[0].stopped}: no creation or deletion was started after it, those under way were finished,"
+                f" the pools' states saved and their locks released; {'; '.join(p.stopped_text() for p in stopped)}"
+                + "".join(f"; {error}" for error in self.errors)
+            )
         reconciled = sum(1 for p in self.pools if p.reconciled and not p.failed)
         return (
             f"{len(failed)} of {len(self.pools)} pools failed ({', '.join(failed)}); {reconciled} reconciled without"
@@ -279,6 +319,9 @@ def runner_info(view: RunnerView) -> t.Dict[str, t.Any]:
         "labels": list(gh.labels) if gh else None,
         "created_at": format_timestamp(vm.created_at) if vm else None,
         "spec": vm.spec if vm else None,
+        "flavor": vm.flavor if vm else None,
+        "image": vm.image if vm else None,
+        "job_id": vm.job_id if vm else None,
         "outdated": view.outdated,
     }
 

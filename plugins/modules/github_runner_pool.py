@@ -43,6 +43,12 @@ description:
     token cannot see, HTTP 403 or 404) or one pool's reconcile fails, the other pools are reconciled, the failed pool's
     result carries the error, and the task fails at the end naming the failed pools, with every pool's result.
     Only a failed server listing, which every pool needs, stops the whole run.
+  - On SIGINT (ansible-playbook interrupted) or SIGTERM (an AWX job cancelled) the module starts no new creation or
+    deletion, completes those under way (a runner registered on GitHub gets its VM, a runner deleted on GitHub loses
+    its VM, or a failed create deletes its registration), saves every pool's state, releases the locks, and fails
+    naming per pool what was created, deleted and left (RV(pools[].stopped), RV(pools[].left)). Further signals do
+    not cut this short. The next run goes on from there. A run still waiting for a pool lock stops waiting and fails,
+    having changed nothing.
   - Run it on a schedule (cron, systemd timer, AWX) with the C(selfhosted.github_runners.reconcile) playbook.
 options:
   state:
@@ -334,6 +340,25 @@ pools:
     duration:
       description: Seconds this pool's reconcile took.
       type: float
+    stopped:
+      description:
+        - When a stop was requested (SIGINT, SIGTERM) before the pool's plan was carried out, why (for example
+          C(stopped by SIGINT)); the pool then counts as failed. Null otherwise.
+      type: str
+      sample: stopped by SIGINT
+    left:
+      description: What the pool's plan wanted that this run did not do (after a stop request, a failure, or GitHub
+        refusing a deletion).
+      type: dict
+      contains:
+        create:
+          description: Runners planned but not created.
+          type: int
+        delete:
+          description: Names of the runners planned for deletion and neither deleted nor found busy or kept.
+          type: list
+          elements: str
+      sample: {create: 4, delete: []}
     github_not_before:
       description:
         - When GitHub rate-limited an earlier request and asked to wait, the time (UTC) before which this pool
@@ -406,6 +431,11 @@ from ansible_collections.selfhosted.github_runners.plugins.module_utils._config 
     parse_pools,
 )
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._errors import ConfigError
+from ansible_collections.selfhosted.github_runners.plugins.module_utils._interrupt import (
+    Stopped,
+    StopRequest,
+    stop_on_signals,
+)
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._module import RunnersModule
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._reconcile import (
     ReconcileOptions,
@@ -428,6 +458,8 @@ ARGUMENT_SPEC = dict(
 
 def main():
     module = RunnersModule(ARGUMENT_SPEC, locking=True)
+    # SIGINT (ansible-playbook interrupted) or SIGTERM (an AWX job cancelled): see _interrupt.
+    stop = StopRequest(on_request=module.tell)
 
     def run():
         params = module.params
@@ -436,7 +468,7 @@ def main():
         for name in ("count_queued_jobs_max_requests", "count_queued_jobs_rate_limit_floor"):
             if params[name] < 0:
                 raise ConfigError(name, f"must not be negative, got {params[name]}")
-        reconciler = Reconciler(module.github(), module.cloud(), module.locks())
+        reconciler = Reconciler(module.github(), module.cloud(), module.locks(check=stop.check), stop=stop)
         options = ReconcileOptions(
             controller_id,
             params["state"],
@@ -461,10 +493,16 @@ def main():
             if report.held or report.limited:
                 result.update(failed=True, msg="not waiting for idle runners: " + "; ".join(report.warnings))
             else:
-                result["idle"] = wait_for_idle(reconciler, pools, controller_id, params["wait_timeout"])
+                try:
+                    result["idle"] = wait_for_idle(
+                        reconciler, pools, controller_id, params["wait_timeout"], sleep=stop.sleep
+                    )
+                except Stopped as exc:
+                    result.update(failed=True, msg=f"{exc} while waiting for idle runners (the reconcile had ended)")
         return result
 
-    module.run(run)
+    with stop_on_signals(stop):
+        module.run(run)
 
 
 if __name__ == "__main__":

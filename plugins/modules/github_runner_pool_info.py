@@ -123,6 +123,19 @@ pools:
         outdated:
           description: Whether the VM was created from other pool settings than the current ones (false when unknown).
           type: bool
+        flavor:
+          description: The flavor the VM was created with, by name as Nova shows it; null without a VM.
+          type: str
+          sample: m1.small
+        image:
+          description: The ID of the image the VM was created from; null without a VM and for VMs booted from a volume.
+          type: str
+          sample: 5f2c7a1e-8c1b-4c55-9d8e-2f0f5a3d9c11
+        job_id:
+          description:
+            - The GitHub job the runner was created for (C(ghr_job_id) metadata), for runners created for one queued
+              job; null for the others. GitHub's runner listing does not say which job a runner runs.
+          type: int
 unmanaged:
   description: VMs of this O(controller_id) per pool that is not in O(pools) (VMs being deleted not counted).
   returned: always

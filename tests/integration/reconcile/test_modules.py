@@ -11,7 +11,16 @@ import typing as t
 
 import pytest
 
+from ansible_collections.selfhosted.github_runners.plugins.module_utils._drift import spec_hash
+from ansible_collections.selfhosted.github_runners.plugins.module_utils._identity import (
+    controller_tag,
+    pool_tag,
+    runner_name,
+    vm_metadata,
+)
+from ansible_collections.selfhosted.github_runners.plugins.module_utils._manager import utcnow
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._reconcile import ReconcileOptions
+from ansible_collections.selfhosted.github_runners.plugins.module_utils._userdata import render_user_data
 from tests.integration.conftest import Backend, both_backends
 from tests.integration.reconcile.conftest import Ansible, Core, mutating, pool_dict
 
@@ -137,6 +146,29 @@ def test_pool_info_shows_joined_view(sandbox: t.Any, backend: Backend, ansible: 
     assert [r["state"] for r in runners] == ["idle", "idle"]
     assert all(r["vm_status"] == "ACTIVE" and r["github_status"] == "online" for r in runners)
     ansible.run("github_runner_pool", pool_args(sandbox, pool, state="absent"))
+
+
+def test_pool_info_shows_the_flavor_image_and_job_of_each_runner(sandbox: t.Any, ansible: Ansible, core: Core) -> None:
+    pool = pool_dict(sandbox, min_idle=1)
+    ansible.run("github_runner_pool", pool_args(sandbox, pool))
+    # A runner created for one job, as the reactive path creates them: its VM records the job.
+    spec, github, cloud = core.spec(pool), core.github(), core.cloud()
+    name = runner_name("it", spec.name)
+    runner, jit_config = github.generate_jit_config(
+        spec.scope, name, spec.labels, github.runner_group_id(spec.scope, None)
+    )
+    metadata = vm_metadata(runner.id, utcnow(), spec.scope, job_id=4242, spec=spec_hash(spec))
+    tags = [controller_tag("it"), pool_tag(spec.name)]
+    cloud.create_server(name, spec, render_user_data(spec, jit_config), metadata, tags)
+    info = ansible.run("github_runner_pool_info", pool_args(sandbox, pool)).result
+    servers = {s["name"]: s for s in core.servers(pool["name"])}
+    runners = {r["name"]: r for r in info["pools"][0]["runners"]}
+    assert len(runners) == 2 and set(runners) == set(servers)
+    for runner_name_, shown in runners.items():
+        assert shown["flavor"] == pool["flavor"] == servers[runner_name_]["flavor"]
+        assert shown["image"] == servers[runner_name_]["image_id"] and shown["image"]
+        assert shown["job_id"] == (4242 if runner_name_ == name else None)
+    ansible.run("github_runner_pool", pool_args(sandbox, pool, state="absent", force=True))
 
 
 @both_backends

@@ -265,6 +265,28 @@ def test_vm_from_server_reads_our_tags_metadata_and_fault() -> None:
     assert (vm.pool, vm.runner_id, vm.job_id, vm.fault) == ("small", 42, 7, "No valid host was found.")
     assert vm.created_at == datetime.datetime(2024, 5, 1, 10, 0, 0, tzinfo=datetime.UTC)
     assert vm.scope == Scope(ScopeKind.ORGANIZATION, "octo-org")
+    assert vm.flavor is None and vm.image is None  # Nova showed neither
+
+
+@pytest.mark.parametrize(
+    ("flavor", "image", "expected"),
+    [
+        ({"original_name": "m1.small", "vcpus": 1}, {"id": "img-1", "links": []}, ("m1.small", "img-1")),
+        ({"id": "f-1", "links": []}, "", ("f-1", None)),  # before microversion 2.47; booted from a volume
+        ("f-2", "img-2", ("f-2", "img-2")),
+    ],
+)
+def test_vm_from_server_reads_the_flavor_and_image_it_was_created_with(
+    flavor: t.Any, image: t.Any, expected: tuple[str | None, str | None]
+) -> None:
+    server = {
+        "id": "a",
+        "name": "ci-small-0123456789ab",
+        "status": "ACTIVE",
+        "tags": ["ghr-controller=ci", "ghr-pool=small"],
+    }
+    vm = vm_from_server({**server, "flavor": flavor, "image": image}, "ci")
+    assert vm is not None and (vm.flavor, vm.image) == expected
 
 
 def test_vm_from_server_falls_back_to_novas_created_and_skips_untagged() -> None:

@@ -207,8 +207,11 @@ def test_a_changed_pool_rolls_its_idle_runners_over_and_leaves_busy_ones() -> No
 def test_runner_info_shows_labels_creation_time_spec_and_whether_outdated() -> None:
     current = spec_hash(pool())
     runner = dataclasses.replace(gh("ci1-small-00000000000a", online=True), labels=("self-hosted", "old"))
-    machine = dataclasses.replace(vm("ci1-small-00000000000a", age=60.0), spec=OLD)
+    machine = dataclasses.replace(
+        vm("ci1-small-00000000000a", age=60.0), spec=OLD, flavor="m1.small", image="img-1", job_id=77
+    )
     info = runner_info(derive_states([machine], [runner], NOW, TIMING, scope=SCOPE, spec=current)[0])
     assert info["labels"] == ["self-hosted", "old"]
+    assert (info["flavor"], info["image"], info["job_id"]) == ("m1.small", "img-1", 77)
     assert info["created_at"] == "2024-05-01T11:59:00Z"
     assert (info["spec"], info["outdated"], info["state"]) == (OLD, True, "idle")

@@ -18,6 +18,7 @@ import pymongo
 import pytest
 
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._errors import LockError
+from ansible_collections.selfhosted.github_runners.plugins.module_utils._interrupt import Stopped, StopRequest
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._lock import (
     FileLock,
     Heartbeat,
@@ -344,3 +345,52 @@ def test_heartbeat_starts_no_thread_for_locks_that_need_no_renewal(tmp_path: pat
     lock = FileLock(str(tmp_path / "p.lock"))
     with lock, Heartbeat([lock]) as beat:
         assert beat._thread is None
+
+
+# --- Waiting says who holds the lock ---------------------------------------------------------
+
+
+def test_a_file_lock_found_held_tells_once_who_holds_it(tmp_path: pathlib.Path) -> None:
+    path = str(tmp_path / "ci-small.lock")
+    told: list[str] = []
+    waiter = FileLock(path, timeout=0.3, poll_interval=0.05, on_wait=told.append, what="pool small")
+    with FileLock(path), pytest.raises(LockError, match=r"held by pid \d+ .*gave up after 0.3 s \(lock_timeout\)"):
+        waiter.acquire()
+    assert len(told) == 1  # once, not per attempt
+    assert told[0].startswith(f"waiting for the lock of pool small held by pid {os.getpid()} on {socket.gethostname()}")
+    assert " since 20" in told[0] and "giving up after 0.3 s (lock_timeout)" in told[0]
+    with FileLock(path, on_wait=told.append):
+        pass  # a free lock: nothing to tell
+    assert len(told) == 1
+
+
+@pytest.mark.mongodb
+def test_a_lease_found_held_tells_once_who_holds_it(mongodb: MongoServer, lease_collection: str) -> None:
+    told: list[str] = []
+    with lease(mongodb, lease_collection, owner="host-a:1"):
+        waiter = lease(mongodb, lease_collection, on_wait=told.append, what="pool small")
+        with pytest.raises(LockError, match=rf"held by host-a:1 until .*pid {os.getpid()}"):
+            waiter.acquire()
+    assert len(told) == 1
+    assert told[0].startswith(f"waiting for the lock of pool small held by pid {os.getpid()} on {socket.gethostname()}")
+    assert " since 20" in told[0]
+    with lease(mongodb, lease_collection, on_wait=told.append):
+        pass
+    assert len(told) == 1
+
+
+def test_a_stop_request_ends_the_wait_for_a_held_lock(tmp_path: pathlib.Path) -> None:
+    path = str(tmp_path / "ci-small.lock")
+    stop = StopRequest()
+    told: list[str] = []
+
+    def tell(message: str) -> None:
+        told.append(message)
+        stop.request("SIGTERM")  # as if the signal came while the run waits
+
+    waiter = FileLock(path, timeout=600, poll_interval=0.05, on_wait=tell, what="pool small", check=stop.check)
+    with FileLock(path), pytest.raises(Stopped, match="stopped by SIGTERM while waiting for the lock of pool small"):
+        waiter.acquire()
+    assert len(told) == 1
+    with waiter:  # it closed what it had opened: it can take the lock later
+        waiter.ensure_held()
