@@ -224,7 +224,7 @@ options:
       - If not set, the environment variable E(MONGODB_URI) is used.
     type: str
   mongodb_database:
-    description: Database of the lock leases.
+    description: Database of the lock leases (and of the job queue, where a module reads it).
     type: str
     default: github_runners
   lock_timeout:
