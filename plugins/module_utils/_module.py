@@ -22,6 +22,7 @@ from ansible_collections.selfhosted.github_runners.plugins.module_utils._argspec
     ArgSpec,
     github_credentials,
 )
+from ansible_collections.selfhosted.github_runners.plugins.module_utils._config import parse_duration
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._errors import ConfigError, RunnerError
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._github import (
     GITHUB_IMPORT_ERROR,
@@ -38,7 +39,6 @@ from ansible_collections.selfhosted.github_runners.plugins.module_utils._opensta
     CloudOptions,
 )
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._ratelimit import TokenBucket
-from ansible_collections.selfhosted.github_runners.plugins.module_utils._config import parse_duration
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._reactive.backlog import Backlog
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._reactive.job import api_host_of
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._reactive.mongo import (
@@ -213,9 +213,7 @@ class RunnersModule:
         # Its own name: the server's connection list tells the queue's reads from the lease's.
         self._mongo = MongoAccess(p["mongodb_uri"], server_timeout=timeout, appname="selfhosted.github_runners.queue")
         queue = JobQueue(self._mongo, database=p["mongodb_database"], jobs_collection=p["jobs_collection"])
-        return Backlog(
-            queue, grace=grace, backfill=p["job_queue_backfill"], api_host=api_host_of(p["github_api_url"])
-        )
+        return Backlog(queue, grace=grace, backfill=p["job_queue_backfill"], api_host=api_host_of(p["github_api_url"]))
 
     # Results -----------------------------------------------------------------
     def run(self, main: t.Callable[[], t.Dict[str, t.Any]]) -> None:

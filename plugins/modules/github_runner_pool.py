@@ -99,8 +99,9 @@ options:
     description:
       - Also size each pool for the jobs of the MongoDB job queue of the reactive path (the queue that the webhook
         router fills and the reactive consumer serves) that no consumer served: jobs of the pool in status C(queued),
-        or C(claimed) under an expired lease, received more than O(job_queue_grace) ago. A pool's desired size is then its busy runners plus the larger of O(pools[].min_idle) and its queued
-        jobs, at most O(pools[].max_runners).
+        or C(claimed) under an expired lease, received more than O(job_queue_grace) ago. A pool's desired size is
+        then its busy runners plus the larger of O(pools[].min_idle) and its queued jobs, at most
+        O(pools[].max_runners).
       - The scheduled reconcile so serves the jobs of a consumer that stopped or fails, and the jobs that reached the
         queue while no consumer ran.
       - With O(count_queued_jobs) too, each pool is sized for the larger of the two counts, not their sum.
@@ -483,7 +484,6 @@ idle:
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._argspec import JOB_QUEUE, POOLS
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._config import (
     parse_controller_id,
-    parse_duration,
     parse_pools,
 )
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._errors import ConfigError

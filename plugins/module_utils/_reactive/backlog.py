@@ -71,9 +71,7 @@ class BacklogReport:
         return {"counted": self.counted, "pools": {name: pool.to_dict() for name, pool in self.pools.items()}}
 
 
-def larger_counts(
-    pools: t.Sequence[str], *counts: t.Optional[t.Mapping[str, int]]
-) -> t.Dict[str, int]:
+def larger_counts(pools: t.Sequence[str], *counts: t.Optional[t.Mapping[str, int]]) -> t.Dict[str, int]:
     """Per pool the largest of the counts given (None: not counted). Not their sum: the queue and
     GitHub see the same jobs, and each needs one runner."""
     return {name: max([c.get(name, 0) for c in counts if c is not None], default=0) for name in pools}
@@ -123,7 +121,9 @@ class Backlog:
             queue_counts = self.queue.unserved(pools, now - datetime.timedelta(seconds=self.grace))
         except QueueError as exc:
             queue_counts = None
-            notes.append(f"job_queue: the queued jobs in MongoDB were not counted ({exc}); pools are sized without them")
+            notes.append(
+                f"job_queue: the queued jobs in MongoDB were not counted ({exc}); pools are sized without them"
+            )
         sized = larger_counts(pools, queue_counts, github_counts)
         backfills: t.Dict[str, t.Dict[str, int]] = {}
         if self.backfill and not check_mode:
