@@ -98,7 +98,7 @@ options:
   job_queue:
     description:
       - Also size each pool for the jobs of the MongoDB job queue of the reactive path (the queue that the webhook
-        router fills and the reactive consumer serves) that no consumer served: jobs of the pool in status C(queued),
+        router fills and the reactive consumer serves) that no consumer served, that is jobs of the pool in status C(queued),
         or C(claimed) under an expired lease, received more than O(job_queue_grace) ago. A pool's desired size is
         then its busy runners plus the larger of O(pools[].min_idle) and its queued jobs, at most
         O(pools[].max_runners).
