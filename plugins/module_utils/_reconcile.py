@@ -249,8 +249,6 @@ class Reconciler:
         start_wait = self.github.rate_status().write_wait
         reports: t.List[PoolReport] = []
         notes: t.List[str] = []
-        scan: t.Optional[QueuedJobScan] = None
-        job_queue: t.Optional[t.Dict[str, t.Any]] = None
         with contextlib.ExitStack() as stack:
             # Every lock first, in a fixed order (no deadlock between runs), then list:
             # a listing taken before the lock could be stale by the time we act on it.
@@ -280,24 +278,7 @@ class Reconciler:
                 not_before = github_not_before(lock.load_state())
                 if not_before is not None:
                     self.github.hold_mutations_until(not_before)
-            queued: t.Dict[str, int] = {}
-            found: t.Dict[str, t.List[QueuedJob]] = {}
-            backfill = self.backlog is not None and self.backlog.backfill
-            if (options.count_queued_jobs or backfill) and options.mode == "present":
-                found, scan, missed = queued_jobs_per_pool(
-                    self.github, pools, options.queued_jobs_max_requests, options.queued_jobs_rate_limit_floor
-                )
-                notes.extend(missed)
-                if options.count_queued_jobs:
-                    queued = {name: len(jobs) for name, jobs in found.items()}
-            if self.backlog is not None and options.mode == "present":
-                github_counts = queued if options.count_queued_jobs else None
-                backlog = self.backlog.serve(
-                    [p.name for p in pools], github_counts, found, check_mode=options.check_mode
-                )
-                queued = backlog.sized_for()
-                notes.extend(backlog.notes)
-                job_queue = backlog.to_dict()
+            queued, scan, job_queue = self._queued_jobs(pools, options, notes)
             for pool in pools:
                 reconcile = functools.partial(
                     self._reconcile_pool, pool, snapshot, held[pool.name], options, queued.get(pool.name, 0)
@@ -323,6 +304,31 @@ class Reconciler:
             queued_jobs=scan,
             job_queue=job_queue,
         )
+
+    def _queued_jobs(
+        self, pools: t.Sequence[PoolSpec], options: ReconcileOptions, notes: t.List[str]
+    ) -> t.Tuple[t.Dict[str, int], t.Optional[QueuedJobScan], t.Optional[t.Dict[str, t.Any]]]:
+        """The queued jobs to size each pool for (GitHub's count, the job queue's, the larger of both),
+        what asking GitHub cost, and the job queue's report; notes on what could not be counted."""
+        if options.mode != "present":
+            return {}, None, None
+        queued: t.Dict[str, int] = {}
+        found: t.Dict[str, t.List[QueuedJob]] = {}
+        scan: t.Optional[QueuedJobScan] = None
+        backfill = self.backlog is not None and self.backlog.backfill
+        if options.count_queued_jobs or backfill:
+            found, scan, missed = queued_jobs_per_pool(
+                self.github, pools, options.queued_jobs_max_requests, options.queued_jobs_rate_limit_floor
+            )
+            notes.extend(missed)
+            if options.count_queued_jobs:
+                queued = {name: len(jobs) for name, jobs in found.items()}
+        if self.backlog is None:
+            return queued, scan, None
+        github_counts = queued if options.count_queued_jobs else None
+        backlog = self.backlog.serve([p.name for p in pools], github_counts, found, check_mode=options.check_mode)
+        notes.extend(backlog.notes)
+        return backlog.sized_for(), scan, backlog.to_dict()
 
     def _isolated(
         self,
