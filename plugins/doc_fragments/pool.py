@@ -223,8 +223,10 @@ options:
       - When set, pool locks are leases in this MongoDB, so reconciles on several hosts or AWX nodes never overlap.
       - If not set, the environment variable E(MONGODB_URI) is used.
     type: str
+    # Stated, as the job queue fragment that a module may extend too requires it.
+    required: false
   mongodb_database:
-    description: Database of the lock leases.
+    description: Database of the lock leases (and of the job queue, where a module reads it).
     type: str
     default: github_runners
   lock_timeout:

@@ -23,6 +23,7 @@ from ansible_collections.selfhosted.github_runners.plugins.module_utils._argspec
     ArgSpec,
     github_credentials,
 )
+from ansible_collections.selfhosted.github_runners.plugins.module_utils._config import parse_duration
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._errors import ConfigError, RunnerError
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._github import (
     GITHUB_IMPORT_ERROR,
@@ -39,10 +40,14 @@ from ansible_collections.selfhosted.github_runners.plugins.module_utils._opensta
     CloudOptions,
 )
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._ratelimit import TokenBucket
+from ansible_collections.selfhosted.github_runners.plugins.module_utils._reactive.backlog import Backlog
+from ansible_collections.selfhosted.github_runners.plugins.module_utils._reactive.job import api_host_of
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._reactive.mongo import (
     HAS_PYMONGO,
     PYMONGO_IMPORT_ERROR,
+    MongoAccess,
 )
+from ansible_collections.selfhosted.github_runners.plugins.module_utils._reactive.queue import JobQueue
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._reconcile import LockFactory
 
 DEFAULT_LOCK_DIR = "~/.cache/selfhosted.github_runners"
@@ -106,6 +111,7 @@ class RunnersModule:
         self.check_mode: bool = self.module.check_mode
         self._github: t.Optional[GithubClient] = None
         self._cloud: t.Optional[CloudClient] = None
+        self._mongo: t.Optional[MongoAccess] = None
         self._requires(github=github, openstack=openstack, mongodb=mongodb)
 
     # Dependencies ------------------------------------------------------------
@@ -228,6 +234,24 @@ class RunnersModule:
 
         return file_lock
 
+    def backlog(self) -> t.Optional[Backlog]:
+        """The job queue's part in a reconcile (`job_queue` and its options), or None when it is off."""
+        p = self.params
+        if not p.get("job_queue"):
+            return None
+        if not p.get("mongodb_uri"):
+            raise ConfigError("job_queue", "needs mongodb_uri (or the environment variable MONGODB_URI)")
+        if not HAS_PYMONGO:
+            raise ConfigError("job_queue", missing_required_lib("pymongo"))
+        grace = parse_duration(p["job_queue_grace"], "job_queue_grace")
+        timeout = p["mongodb_timeout"]
+        if timeout <= 0:
+            raise ConfigError("mongodb_timeout", f"must be above 0, got {timeout:g}")
+        # Its own name: the server's connection list tells the queue's reads from the lease's.
+        self._mongo = MongoAccess(p["mongodb_uri"], server_timeout=timeout, appname="selfhosted.github_runners.queue")
+        queue = JobQueue(self._mongo, database=p["mongodb_database"], jobs_collection=p["jobs_collection"])
+        return Backlog(queue, grace=grace, backfill=p["job_queue_backfill"], api_host=api_host_of(p["github_api_url"]))
+
     # Results -----------------------------------------------------------------
     def run(self, main: t.Callable[[], t.Dict[str, t.Any]]) -> None:
         """Call `main` and exit with its result; every error becomes one clear fail_json."""
@@ -251,7 +275,7 @@ class RunnersModule:
             self.close()
 
     def close(self) -> None:
-        for client in (self._github, self._cloud):
+        for client in (self._github, self._cloud, self._mongo):
             close = getattr(client, "close", None)
             if close is not None:
                 with contextlib.suppress(Exception):  # closing is best effort

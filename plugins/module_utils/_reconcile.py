@@ -54,6 +54,7 @@ from ansible_collections.selfhosted.github_runners.plugins.module_utils._model i
     Mode,
     Plan,
     PoolTiming,
+    QueuedJob,
     QueuedJobScan,
     RunnerState,
     RunnerView,
@@ -79,6 +80,9 @@ from ansible_collections.selfhosted.github_runners.plugins.module_utils._state i
     observe,
     record_created,
 )
+
+if t.TYPE_CHECKING:  # the reactive path (pymongo) only where a queue is configured
+    from ansible_collections.selfhosted.github_runners.plugins.module_utils._reactive.backlog import Backlog
 
 LockFactory = t.Callable[[str], PoolLock]
 
@@ -208,6 +212,7 @@ class Reconciler:
         clock: Clock = utcnow,
         rng: t.Callable[[], float] = random.random,
         stop: t.Optional[StopRequest] = None,
+        backlog: t.Optional[Backlog] = None,
     ) -> None:
         self.github = github
         self.cloud = cloud
@@ -216,6 +221,7 @@ class Reconciler:
         self.rng = rng  # the jitter of creation backoffs
         # Once requested, no creation or deletion is started; the pools' states are saved as after any run.
         self.stop = stop or StopRequest()
+        self.backlog = backlog  # the job queue, when pools are also sized for its unserved jobs
 
     def inspect(self, pools: t.Sequence[PoolSpec], controller_id: str) -> Inspection:
         """The joined view of each pool, without locking or changing anything.
@@ -247,7 +253,6 @@ class Reconciler:
         start_wait = self.github.rate_status().write_wait
         reports: t.List[PoolReport] = []
         notes: t.List[str] = []
-        scan: t.Optional[QueuedJobScan] = None
         with contextlib.ExitStack() as stack:
             # Every lock first, in a fixed order (no deadlock between runs), then list:
             # a listing taken before the lock could be stale by the time we act on it.
@@ -277,12 +282,7 @@ class Reconciler:
                 not_before = github_not_before(lock.load_state())
                 if not_before is not None:
                     self.github.hold_mutations_until(not_before)
-            queued: t.Dict[str, int] = {}
-            if options.count_queued_jobs and options.mode == "present":
-                queued, scan, missed = queued_jobs_per_pool(
-                    self.github, pools, options.queued_jobs_max_requests, options.queued_jobs_rate_limit_floor
-                )
-                notes.extend(missed)
+            queued, scan, job_queue = self._queued_jobs(pools, options, notes)
             for pool in pools:
                 reconcile = functools.partial(
                     self._reconcile_pool, pool, snapshot, held[pool.name], options, queued.get(pool.name, 0)
@@ -306,7 +306,33 @@ class Reconciler:
             notes=notes,
             github_rate=github_rate,
             queued_jobs=scan,
+            job_queue=job_queue,
         )
+
+    def _queued_jobs(
+        self, pools: t.Sequence[PoolSpec], options: ReconcileOptions, notes: t.List[str]
+    ) -> t.Tuple[t.Dict[str, int], t.Optional[QueuedJobScan], t.Optional[t.Dict[str, t.Any]]]:
+        """The queued jobs to size each pool for (GitHub's count, the job queue's, the larger of both),
+        what asking GitHub cost, and the job queue's report; notes on what could not be counted."""
+        if options.mode != "present":
+            return {}, None, None
+        queued: t.Dict[str, int] = {}
+        found: t.Dict[str, t.List[QueuedJob]] = {}
+        scan: t.Optional[QueuedJobScan] = None
+        backfill = self.backlog is not None and self.backlog.backfill
+        if options.count_queued_jobs or backfill:
+            found, scan, missed = queued_jobs_per_pool(
+                self.github, pools, options.queued_jobs_max_requests, options.queued_jobs_rate_limit_floor
+            )
+            notes.extend(missed)
+            if options.count_queued_jobs:
+                queued = {name: len(jobs) for name, jobs in found.items()}
+        if self.backlog is None:
+            return queued, scan, None
+        github_counts = queued if options.count_queued_jobs else None
+        backlog = self.backlog.serve([p.name for p in pools], github_counts, found, check_mode=options.check_mode)
+        notes.extend(backlog.notes)
+        return backlog.sized_for(), scan, backlog.to_dict()
 
     def _isolated(
         self,
@@ -455,11 +481,11 @@ def listing_failure(scope: Scope, exc: RunnerError) -> str:
 
 def queued_jobs_per_pool(
     github: GithubPort, pools: t.Sequence[PoolSpec], max_requests: int, rate_limit_floor: int
-) -> t.Tuple[t.Dict[str, int], QueuedJobScan, t.List[str]]:
-    """Queued jobs per pool (each job counts once, for the first pool in the given order that can
-    take it), what finding them cost (at most `max_requests` requests for all scopes together),
-    and one note per scope whose jobs could not be counted (its pools are sized without them)."""
-    counts: t.Dict[str, int] = {pool.name: 0 for pool in pools}
+) -> t.Tuple[t.Dict[str, t.List[QueuedJob]], QueuedJobScan, t.List[str]]:
+    """Queued jobs per pool (each job once, for the first pool in the given order that can take
+    it), what finding them cost (at most `max_requests` requests for all scopes together), and
+    one note per scope whose jobs could not be counted (its pools are sized without them)."""
+    routed: t.Dict[str, t.List[QueuedJob]] = {pool.name: [] for pool in pools}
     scopes: t.Dict[Scope, t.List[PoolSpec]] = collections.defaultdict(list)
     for pool in pools:
         scopes[pool.scope].append(pool)
@@ -480,9 +506,9 @@ def queued_jobs_per_pool(
         for job in sorted(scan.jobs, key=lambda j: j.id):
             taker = next((p for p in scope_pools if job_matches(job.labels, p.labels)), None)
             if taker is not None:
-                counts[taker.name] += 1
+                routed[taker.name].append(job)
         total += scan
-    return counts, total, missed
+    return routed, total, missed
 
 
 def idle_counts(views: t.Mapping[str, t.Sequence[RunnerView]]) -> t.Dict[str, int]:

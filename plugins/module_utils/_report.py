@@ -198,6 +198,7 @@ class ReconcileReport:
     # GitHub's budget after the run, the time this run waited on the write bucket, a pending hold.
     github_rate: GithubRate = dataclasses.field(default_factory=GithubRate)
     queued_jobs: t.Optional[QueuedJobScan] = None  # with count_queued_jobs
+    job_queue: t.Optional[t.Dict[str, t.Any]] = None  # with a job queue: its counts and backfills per pool
 
     @property
     def changed(self) -> bool:
@@ -295,6 +296,8 @@ class ReconcileReport:
                 "skipped_repositories": scan.skipped_repositories,
                 "stopped_by": scan.stopped_by,
             }
+        if self.job_queue is not None:
+            result["job_queue"] = self.job_queue
         return result
 
 

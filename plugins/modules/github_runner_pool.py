@@ -101,6 +101,44 @@ options:
         listings, creations and clean-ups keep theirs. The runner listing always runs.
     type: int
     default: 1000
+  job_queue:
+    description:
+      - Also size each pool for the jobs of the MongoDB job queue of the reactive path (the queue that the webhook
+        router fills and the reactive consumer serves) that no consumer served, that is jobs of the pool in status C(queued),
+        or C(claimed) under an expired lease, received more than O(job_queue_grace) ago. A pool's desired size is
+        then its busy runners plus the larger of O(pools[].min_idle) and its queued jobs, at most
+        O(pools[].max_runners).
+      - The scheduled reconcile so serves the jobs of a consumer that stopped or fails, and the jobs that reached the
+        queue while no consumer ran.
+      - With O(count_queued_jobs) too, each pool is sized for the larger of the two counts, not their sum.
+      - Needs O(mongodb_uri); the queue is O(jobs_collection) in O(mongodb_database), the database of the pool
+        leases. Its reads and writes each end after O(mongodb_timeout) seconds.
+      - When MongoDB fails while the queue is read, the pools are sized without it and a warning says so; the task
+        does not fail for it.
+      - Only with O(state=present). Check mode reads the queue too.
+    type: bool
+    default: false
+  job_queue_grace:
+    description:
+      - With O(job_queue), how long a queued job is left to the reactive consumer before the reconcile counts it.
+        Younger jobs are the consumer's to serve; counting them too would start a second runner for each.
+      - Keep it above the consumer's time from a job's arrival to its spawn, with room for retries.
+      - Seconds, or a string such as C(90s) or C(2m).
+    type: raw
+    default: 1m
+  job_queue_backfill:
+    description:
+      - With O(job_queue), also put the jobs queued on GitHub into the queue, for webhooks GitHub never delivered.
+        Each job goes to the first pool in O(pools) of its scope whose labels can take it; jobs no pool can take are
+        not enqueued. A job already in the queue is left as it is (an idempotent upsert; a status only moves
+        forward).
+      - Finds the jobs as O(count_queued_jobs) does, within O(count_queued_jobs_max_requests) and
+        O(count_queued_jobs_rate_limit_floor), also when O(count_queued_jobs=false); without it, those jobs do not
+        size the pools in this run. A backfilled job is received when it is enqueued, so the consumer has its
+        O(job_queue_grace) first.
+      - Not in check mode.
+    type: bool
+    default: false
   wait:
     description:
       - After reconciling, wait until every pool has at least O(pools[].min_idle) idle runners.
@@ -116,6 +154,7 @@ extends_documentation_fragment:
   - selfhosted.github_runners.pool
   - selfhosted.github_runners.pool.POOLS
   - selfhosted.github_runners.pool.LOCKING
+  - selfhosted.github_runners.job_queue
   - selfhosted.github_runners.github
   - selfhosted.github_runners.openstack
   - selfhosted.github_runners.attributes
@@ -124,8 +163,8 @@ extends_documentation_fragment:
 attributes:
   check_mode:
     support: full
-    details: Returns the plan the real run would carry out, its creation backoff included, makes no mutating API call
-      and saves no pool state.
+    details: Returns the plan the real run would carry out, its creation backoff included, makes no mutating API call,
+      saves no pool state and backfills no job (O(job_queue_backfill)); it reads the job queue (O(job_queue)).
   diff_mode:
     support: full
 author:
@@ -203,6 +242,21 @@ EXAMPLES = r"""
     controller_id: ci1
     pools: "{{ runner_pools }}"
     state: absent
+
+- name: Beside the reactive consumer, serve the queued jobs it left for over two minutes, and queue lost webhooks
+  selfhosted.github_runners.github_runner_pool:
+    controller_id: ci1
+    mongodb_uri: "{{ vault_mongodb_uri }}"
+    job_queue: true
+    job_queue_grace: 2m
+    job_queue_backfill: true
+    pools: "{{ runner_pools }}"
+  register: reconciled
+
+- name: Say how many queued jobs each pool was sized for
+  ansible.builtin.debug:
+    msg: "{{ item.key }}: {{ item.value.sized_for }} queued jobs ({{ item.value.queued }} unserved in the queue)"
+  loop: "{{ reconciled.job_queue.pools | dict2items }}"
 
 - name: Keep the listed pools at size and empty those removed from the list
   selfhosted.github_runners.github_runner_pool:
@@ -398,8 +452,8 @@ github_rate:
       type: str
   sample: {remaining: 4987, write_wait: 0.0, not_before: null}
 queued_jobs:
-  description: What O(count_queued_jobs) found and cost.
-  returned: when O(count_queued_jobs=true) and O(state=present)
+  description: What O(count_queued_jobs) (or O(job_queue_backfill)) found on GitHub and cost.
+  returned: when O(count_queued_jobs=true) or O(job_queue_backfill=true), and O(state=present)
   type: dict
   contains:
     found:
@@ -418,6 +472,33 @@ queued_jobs:
       description: Why the count stopped short (V(max_requests), V(rate_limit_floor), V(rate_limited)), or null.
       type: str
   sample: {found: 3, requests: 7, repositories: 3, skipped_repositories: 0, stopped_by: null}
+job_queue:
+  description: What the job queue meant for the pools (O(job_queue)).
+  returned: when O(job_queue=true) and O(state=present)
+  type: dict
+  contains:
+    counted:
+      description: Whether the queue was read; false when MongoDB failed (the pools were sized without it).
+      type: bool
+    pools:
+      description: Per pool name, the queue's count and the backfill.
+      type: dict
+      contains:
+        queued:
+          description: Jobs of the pool in the queue that no consumer served, older than O(job_queue_grace); null when
+            the queue could not be read.
+          type: int
+        sized_for:
+          description: The queued jobs the pool was sized for, the larger of RV(job_queue.pools.queued) and the pool's
+            jobs that O(count_queued_jobs) found.
+          type: int
+        backfill:
+          description:
+            - With O(job_queue_backfill), the pool's jobs found on GitHub by what their upsert did (V(inserted) new,
+              V(updated) a stored job moved forward, V(unchanged) already there); null without a backfill, in check
+              mode, and when MongoDB failed.
+          type: dict
+  sample: {counted: true, pools: {small: {queued: 2, sized_for: 3, backfill: {inserted: 1, updated: 0, unchanged: 2}}}}
 idle:
   description: Idle runners per pool when O(wait) finished.
   returned: when O(wait=true)
@@ -425,7 +506,7 @@ idle:
   sample: {small: 2}
 """
 
-from ansible_collections.selfhosted.github_runners.plugins.module_utils._argspec import POOLS
+from ansible_collections.selfhosted.github_runners.plugins.module_utils._argspec import JOB_QUEUE, POOLS
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._config import (
     parse_controller_id,
     parse_pools,
@@ -451,6 +532,11 @@ ARGUMENT_SPEC = dict(
     prune_unlisted_pools=dict(type="bool", default=False),
     count_queued_jobs_max_requests=dict(type="int", default=100),
     count_queued_jobs_rate_limit_floor=dict(type="int", default=1000),
+    job_queue=dict(type="bool", default=False),
+    job_queue_grace=dict(type="raw", default="1m"),
+    job_queue_backfill=dict(type="bool", default=False),
+    jobs_collection=JOB_QUEUE["jobs_collection"],
+    mongodb_timeout=JOB_QUEUE["mongodb_timeout"],
     wait=dict(type="bool", default=False),
     wait_timeout=dict(type="int", default=600),
 )
@@ -468,7 +554,9 @@ def main():
         for name in ("count_queued_jobs_max_requests", "count_queued_jobs_rate_limit_floor"):
             if params[name] < 0:
                 raise ConfigError(name, f"must not be negative, got {params[name]}")
-        reconciler = Reconciler(module.github(), module.cloud(), module.locks(check=stop.check), stop=stop)
+        reconciler = Reconciler(
+            module.github(), module.cloud(), module.locks(check=stop.check), stop=stop, backlog=module.backlog()
+        )
         options = ReconcileOptions(
             controller_id,
             params["state"],

@@ -6,4 +6,5 @@
 - `mongo`: the MongoDB connection with bounded timeouts and one error type.
 - `queue`: the queue (enqueue, claim with a lease, renew, release, mark spawned or dead, depth).
 - `kombu_messages`: draining the kombu-format `messages` collection of older webhook routers.
+- `backlog`: the queue in a reconcile (pools sized for the jobs no consumer served; backfills).
 """

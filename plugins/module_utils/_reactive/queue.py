@@ -17,7 +17,8 @@ The API a consumer builds on::
     renewed.held, renewed.lost                      # stop working on what was lost
     queue.expire_leases()                           # crashed claimers' jobs back to queued
 
-The router and backfills call `enqueue(job)`; the info module calls `depth()`.
+The router and backfills call `enqueue(job)`; the info module calls `depth()`; the reconcile
+calls `unserved()` to size pools for the jobs no consumer served.
 
 **Exclusivity rests on unique `_id` inserts only.** A claim is the insert of the document
 ``{_id: "<job id>#<attempt>"}`` into `claims`: of any number of contenders for attempt n
@@ -149,6 +150,24 @@ def claim_is_live(claim: t.Mapping[str, t.Any], now: datetime.datetime) -> bool:
     """A claim blocks others while it has not ended and its lease has not expired."""
     until = claim.get("lease_until")
     return claim.get("ended_at") is None and isinstance(until, datetime.datetime) and to_stored_time(until) >= now
+
+
+def unserved_match(
+    pools: t.Sequence[str], received_before: datetime.datetime, now: datetime.datetime
+) -> t.Dict[str, t.Any]:
+    """The jobs of `pools` that no consumer serves and that arrived before `received_before`.
+
+    Unserved: `queued` (a released job's backoff included: no runner was started for it), or
+    `claimed` under a lease that expired (its claimer crashed or hangs).
+    """
+    return {
+        "pool": {"$in": list(pools)},
+        "received_at": {"$lt": to_stored_time(received_before)},
+        "$or": [
+            {"status": JobStatus.QUEUED.value},
+            {"status": JobStatus.CLAIMED.value, "lease_until": {"$lt": to_stored_time(now)}},
+        ],
+    }
 
 
 def _status_order_key(depth: QueueDepth) -> t.Tuple[str, int, str]:
@@ -542,6 +561,21 @@ class JobQueue:
             f"reading job {job_id} in {self._jobs_name}", lambda: self._jobs.find_one({"_id": job_id})
         )
         return None if raw is None else validate_job_document(raw)
+
+    def unserved(self, pools: t.Sequence[str], received_before: datetime.datetime) -> t.Dict[str, int]:
+        """Jobs per pool that no consumer serves (see `unserved_match`), received before `received_before`.
+
+        One aggregation; pools without such jobs are absent. Reads only.
+        """
+        if not pools:
+            return {}
+        match = unserved_match(pools, received_before, self._now())
+
+        def run() -> t.Dict[str, int]:
+            groups = self._jobs.aggregate([{"$match": match}, {"$group": {"_id": "$pool", "count": {"$sum": 1}}}])
+            return {str(group["_id"]): int(group["count"]) for group in groups}
+
+        return self.mongo.call(f"count of unserved jobs in {self._jobs_name}", run)
 
     def depth(
         self, pools: t.Optional[t.Sequence[str]] = None, statuses: t.Optional[t.Sequence[str]] = None
