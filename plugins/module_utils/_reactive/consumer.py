@@ -39,6 +39,7 @@ import typing as t
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._backoff import CreationBackoff
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._config import PoolSpec
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._errors import (
+    CloudError,
     GithubError,
     LockError,
     RunnerError,
@@ -77,6 +78,8 @@ class ConsumerEvents:
     def dead(self, pool: str) -> None: ...
 
     def reported(self, pool: str, status: str) -> None: ...
+
+    def api_error(self, service: str) -> None: ...
 
 
 @dataclasses.dataclass(frozen=True)
@@ -214,7 +217,7 @@ class Consumer:
             checked = [work for work in self._map(self._check, pool, works) if work is not None]
             if checked and self._stopping.is_set():
                 for work in checked:
-                    self._release(pool, work, "the consumer is stopping", 0.0)
+                    self._release(pool, work, "the consumer is stopping", 0.0, kind="stopping")
                 checked = []
             for work in self._reserve(pool, checked):
                 self._calls.submit(self._spawn_and_finish, pool, work)
@@ -240,7 +243,8 @@ class Consumer:
         try:
             report = self.github.get_job(job.repository, job.job_id)
         except RunnerError as exc:
-            self._release(pool, work, f"GitHub could not say whether the job still waits: {exc}")
+            self.events.api_error("github")
+            self._release(pool, work, f"GitHub could not say whether the job still waits: {exc}", kind="github")
             return None
         if report is None:
             self._kill(pool, work, f"job not found (404) in {job.repository}")
@@ -257,7 +261,7 @@ class Consumer:
                 "job %s ran on %s, the runner of job %s: spawning one in its place", job.id, report.runner_name, other
             )
         elif report.status != JobStatus.QUEUED.value:
-            self._release(pool, work, f"GitHub reports the job as {report.status}, not queued")
+            self._release(pool, work, f"GitHub reports the job as {report.status}, not queued", kind="not_queued")
             return None
         work.name = reactive_runner_name(self.options.controller_id, pool.name, job.job_id)
         return work
@@ -287,7 +291,11 @@ class Consumer:
                     wait = (backoff.until - now).total_seconds()
                     for work in works:
                         self._release(
-                            pool, work, f"the pool's creations back off until {backoff.until:%H:%M:%S}Z", wait
+                            pool,
+                            work,
+                            f"the pool's creations back off until {backoff.until:%H:%M:%S}Z",
+                            wait,
+                            kind="backoff",
                         )
                     return []
                 servers = [
@@ -303,21 +311,25 @@ class Consumer:
                     if work.name in running:
                         self._spawned(pool, work, "its runner's VM was already created")
                     elif work.name in in_flight:
-                        self._release(pool, work, "another attempt is spawning its runner", SHORT_DELAY)
+                        self._release(
+                            pool, work, "another attempt is spawning its runner", SHORT_DELAY, kind="in_flight"
+                        )
                     elif not self._still_held(work):
                         self._done(work)  # its lease was lost: another claim serves the job
                     elif room > 0:
                         reserved.append(work)
                         room -= 1
                     else:
-                        self._release(pool, work, f"pool {pool.name} is at max_runners ({pool.max_runners})")
+                        self._release(
+                            pool, work, f"pool {pool.name} is at max_runners ({pool.max_runners})", kind="max_runners"
+                        )
                 if reserved:
                     lock.save_state(with_in_flight(state, [w.name for w in reserved], now, pool.timing))
                 return reserved
         except (LockError, RunnerError) as exc:
             for work in works:
                 if self._still_held(work):
-                    self._release(pool, work, f"no room could be reserved: {exc}", SHORT_DELAY)
+                    self._release(pool, work, f"no room could be reserved: {exc}", SHORT_DELAY, kind="lock")
                 else:
                     self._done(work)
             return []
@@ -347,7 +359,8 @@ class Consumer:
                     self.github.delete_runner(pool.scope, leftover.id)
                 self.executor.create_runner(pool, group_id, work.name, log.warning, job_id=job.job_id)
         except RunnerError as exc:
-            self._release(pool, work, f"the runner could not be created: {exc}")
+            self.events.api_error("openstack" if isinstance(exc, CloudError) else "github")
+            self._release(pool, work, f"the runner could not be created: {exc}", kind="create")
             return
         self._spawned(pool, work, None)
 
@@ -370,9 +383,10 @@ class Consumer:
             self.events.spawned(pool.name, time.monotonic() - work.claimed_at, since_received)
             log.info("job %s: runner %s%s", work.lease.job.id, work.name, f" ({note})" if note else " spawned")
 
-    def _release(self, pool: PoolSpec, work: _Work, reason: str, delay: t.Optional[float] = None) -> None:
+    def _release(self, pool: PoolSpec, work: _Work, reason: str, delay: t.Optional[float] = None, *, kind: str) -> None:
+        """Back to the queue after `delay` (default: the queue's backoff); `kind` labels the metric."""
         if self._finish(work, "released", lambda: self.queue.release(work.lease, reason, delay)):
-            self.events.released(pool.name, reason.split(":")[0][:60])
+            self.events.released(pool.name, kind)
             log.info("job %s released: %s", work.lease.job.id, reason)
 
     def _kill(self, pool: PoolSpec, work: _Work, reason: str) -> None:
