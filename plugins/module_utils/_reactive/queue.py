@@ -313,8 +313,10 @@ class JobQueue:
         until = self._lease_end(now)
         # Guarded by the status and attempts as listed: a listing that went stale (the job was
         # claimed, released or spawned since) matches nothing, and the claim is dropped.
+        listed = raw.get("attempts")
         mirrored = self._jobs.update_one(
-            {"_id": job_id, "status": job.status.value, "attempts": raw.get("attempts", 0)},
+            # A document written without `attempts` (none claimed it yet) matches as attempt 0.
+            {"_id": job_id, "status": job.status.value, "attempts": {"$in": [0, None]} if not listed else listed},
             {
                 "$set": {
                     "status": JobStatus.CLAIMED.value,
