@@ -28,6 +28,7 @@ from ansible_collections.selfhosted.github_runners.plugins.module_utils._github_
 )
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._model import (
     GithubRunner,
+    JobStatusReport,
     QueuedJob,
     QueuedJobScan,
     Scope,
@@ -166,6 +167,28 @@ class GithubClient:
         return True
 
     # Jobs --------------------------------------------------------------------------------
+    def get_job(self, repository: str, job_id: int) -> t.Optional[JobStatusReport]:
+        """What GitHub says of one workflow job: its status and the runner it ran on; None on 404."""
+        path = self._path(Scope(ScopeKind.REPOSITORY, repository), "actions", "jobs", job_id)
+        try:
+            data = self.transport.request("GET", path)[1]
+        except GithubError as exc:
+            if exc.status == 404 and not isinstance(exc, RateLimitError):
+                return None
+            raise
+        if not isinstance(data, dict) or not isinstance(data.get("status"), str):
+            raise GithubError(f"GET {path}", "the response has no job status", 200)
+        runner = data.get("runner_name")
+        return JobStatusReport(
+            status=data["status"],
+            conclusion=data.get("conclusion") if isinstance(data.get("conclusion"), str) else None,
+            runner_name=runner if isinstance(runner, str) and runner else None,
+        )
+
+    def find_runner(self, scope: Scope, name: str) -> t.Optional[GithubRunner]:
+        """The runner of `scope` named `name`, from one (paginated) listing; None when there is none."""
+        return next((runner for runner in self.list_runners(scope) if runner.name == name), None)
+
     def list_queued_jobs(
         self, scope: Scope, *, max_requests: t.Optional[int] = None, rate_limit_floor: int = 0
     ) -> QueuedJobScan:

@@ -167,8 +167,13 @@ class PlanExecutor:
         group_id: int,
         name: t.Optional[str] = None,
         on_cleanup_error: t.Callable[[str], None] = lambda message: None,
+        job_id: t.Optional[int] = None,
     ) -> str:
-        """JIT runner first, then its server; returns the runner (and VM) name."""
+        """JIT runner first, then its server; returns the runner (and VM) name.
+
+        `job_id` (reactive runners) is recorded on the VM, which the planner then protects from
+        scale-down while GitHub has yet to hand the runner its job.
+        """
         # Before the JIT registration: a bad name must not cost one (answers are cached per run).
         self.cloud.resolve(pool)
         name = name or runner_name(self.controller_id, pool.name)
@@ -180,7 +185,7 @@ class PlanExecutor:
                 name,
                 pool,
                 render_user_data(pool, jit_config),
-                vm_metadata(runner.id, self.clock(), pool.scope, spec=spec_hash(pool)),
+                vm_metadata(runner.id, self.clock(), pool.scope, job_id=job_id, spec=spec_hash(pool)),
                 [controller_tag(self.controller_id), pool_tag(pool.name)],
             )
         except RunnerError:

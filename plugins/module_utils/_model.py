@@ -218,6 +218,15 @@ class QueuedJob:
 
 
 @dataclasses.dataclass(frozen=True)
+class JobStatusReport:
+    """GitHub's word on one workflow job (GET .../actions/jobs/{id})."""
+
+    status: str  # queued, in_progress, completed, waiting, requested, pending
+    conclusion: t.Optional[str] = None
+    runner_name: t.Optional[str] = None
+
+
+@dataclasses.dataclass(frozen=True)
 class QueuedJobScan:
     """The queued jobs of one scope, as far as the requests allowed to find them went."""
 

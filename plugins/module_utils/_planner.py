@@ -23,6 +23,12 @@ Rules:
   Surplus idle runners are scaled down outdated ones first. Busy outdated runners
   are left alone: they end with their job (ephemeral), and booting ones are
   replaced once idle.
+- Reactive runners (their VM records the job they were spawned for, `ghr_job_id`) are
+  never scaled down or replaced as outdated while younger than ``bootstrap_timeout``:
+  GitHub has yet to hand them their job, and the consumer's queue still counts it.
+  Older idle ones (their job went elsewhere or was cancelled) are ordinary idle runners.
+- Spawns in flight (`in_flight`: runners the consumer reserved room for whose VM no
+  listing shows yet) count as alive, so neither side goes past ``max_runners``.
 - Size guards: creations are capped at ``max_create_per_run`` (the rest are reported
   as `Plan.limited` and wait for later runs), and a ``min_idle`` above ``max_runners``
   is capped by it; both come with a warning in the plan.
@@ -78,29 +84,34 @@ def plan_pool(
     mode: Mode = "present",
     queued_jobs: int = 0,
     force: bool = False,
+    in_flight: int = 0,
 ) -> Plan:
     """What to delete and how many runners to create; deterministic for the same input."""
     if mode not in MODES:
         raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
-    if queued_jobs < 0:
-        raise ValueError(f"queued_jobs must be >= 0, got {queued_jobs}")
+    if queued_jobs < 0 or in_flight < 0:
+        raise ValueError(f"queued_jobs and in_flight must be >= 0, got {queued_jobs} and {in_flight}")
     deletions, deferred, kept = _plan_deletions(views, mode, force, pool.timing)
     busy = sum(1 for view in kept if _is_busy(view))
     desired = 0 if mode == "absent" else min(pool.max_runners, busy + max(pool.min_idle, queued_jobs))
     if mode == "present":
-        idle = [view for view in kept if view.state == RunnerState.IDLE and not _is_busy(view)]
+        idle = [
+            view
+            for view in kept
+            if view.state == RunnerState.IDLE and not _is_busy(view) and not _awaits_its_job(view, pool.timing)
+        ]
         # Outdated ones first, then the oldest.
         idle.sort(key=lambda view: (not view.outdated, -view.age, view.name))
-        surplus = max(0, len(kept) - desired)
+        surplus = max(0, len(kept) + in_flight - desired)
         for view in idle[:surplus]:
             deletions.append(_deletion(view, DeleteReason.SCALE_DOWN))
             kept.remove(view)
-        room = pool.max_create_per_run - max(0, desired - len(kept))
+        room = pool.max_create_per_run - max(0, desired - len(kept) - in_flight)
         outdated = [view for view in idle[surplus:] if view.outdated]
         for view in outdated[: max(0, min(pool.max_replace_per_run, room))]:
             deletions.append(_deletion(view, DeleteReason.OUTDATED))
             kept.remove(view)
-    plan = _plan(pool.name, desired, kept, deletions, deferred)
+    plan = _plan(pool.name, desired, kept, deletions, deferred, in_flight)
     limited = max(0, plan.create - pool.max_create_per_run)
     return dataclasses.replace(
         plan,
@@ -161,13 +172,18 @@ def _plan_deletions(
 
 
 def _plan(
-    name: str, desired: int, kept: t.Sequence[RunnerView], deletions: t.Sequence[Deletion], deferred: t.Sequence[str]
+    name: str,
+    desired: int,
+    kept: t.Sequence[RunnerView],
+    deletions: t.Sequence[Deletion],
+    deferred: t.Sequence[str],
+    in_flight: int = 0,
 ) -> Plan:
     return Plan(
         pool=name,
         desired=desired,
-        alive=len(kept),
-        create=max(0, desired - len(kept)),
+        alive=len(kept) + in_flight,
+        create=max(0, desired - len(kept) - in_flight),
         delete=tuple(sorted(deletions, key=lambda d: (d.name, d.vm_id or "", d.runner_id or 0))),
         deferred=tuple(sorted(deferred)),
     )
@@ -183,6 +199,11 @@ def deleted_by_reason(plan: Plan) -> t.Dict[str, int]:
 
 def _is_busy(view: RunnerView) -> bool:
     return view.busy or view.state == RunnerState.BUSY
+
+
+def _awaits_its_job(view: RunnerView, timing: PoolTiming) -> bool:
+    """A reactive runner young enough that GitHub may still hand it the job it was spawned for."""
+    return view.vm is not None and view.vm.job_id is not None and view.age < timing.bootstrap_timeout
 
 
 def _unconfirmable(view: RunnerView, timing: PoolTiming, *, forced: bool) -> bool:

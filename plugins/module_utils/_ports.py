@@ -14,6 +14,7 @@ import typing as t
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._config import PoolSpec
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._model import (
     GithubRunner,
+    JobStatusReport,
     QueuedJobScan,
     Scope,
     VmInfo,
@@ -49,6 +50,12 @@ class GithubPort(t.Protocol):
     def list_queued_jobs(
         self, scope: Scope, *, max_requests: t.Optional[int] = None, rate_limit_floor: int = 0
     ) -> QueuedJobScan: ...
+
+    def get_job(self, repository: str, job_id: int) -> t.Optional[JobStatusReport]:
+        """GitHub's status of a workflow job; None when GitHub does not know it (404)."""
+
+    def find_runner(self, scope: Scope, name: str) -> t.Optional[GithubRunner]:
+        """The runner of `scope` with that name, if any."""
 
     def rate_status(self) -> GithubRate:
         """Remaining budget, time spent waiting on the write bucket, and any hold GitHub asked for."""

@@ -77,6 +77,7 @@ from ansible_collections.selfhosted.github_runners.plugins.module_utils._report 
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._state import (
     RunnerHistory,
     derive_states,
+    in_flight_spawns,
     observe,
     record_created,
 )
@@ -175,7 +176,11 @@ class Snapshot:
         return "; ".join(failed) if failed else None
 
     def views(
-        self, pool: PoolSpec, now: datetime.datetime, history: t.Optional[RunnerHistory] = None
+        self,
+        pool: PoolSpec,
+        now: datetime.datetime,
+        history: t.Optional[RunnerHistory] = None,
+        in_flight: t.Optional[t.Mapping[str, datetime.datetime]] = None,
     ) -> t.List[RunnerView]:
         return derive_states(
             self.vms(pool.name),
@@ -185,6 +190,7 @@ class Snapshot:
             history,
             pool.scope,
             spec_hash(pool),
+            in_flight,
         )
 
     def unlisted(self) -> t.Dict[str, int]:
@@ -374,11 +380,17 @@ class Reconciler:
         # Without a saved history (a first run, or a lock store that does not persist, such as
         # a fresh AWX container) ages are unknown: a runner without a VM counts as old, so an
         # orphan is cleaned up now rather than never.
-        views = snapshot.views(pool, now, history if known else None)
+        # Runners the reactive consumer is spawning: not orphans while their VM is on its way,
+        # and counted as alive before either shows in a listing.
+        spawning = in_flight_spawns(state, now, pool.timing)
+        views = snapshot.views(pool, now, history if known else None, spawning)
+        unlisted_spawns = len(set(spawning) - {view.name for view in views})
         delays = {"base": pool.creation_backoff, "cap": pool.creation_backoff_max}
         saved = CreationBackoff.from_dict(state.get("backoff"))
         backoff = observe_boots(saved, views, seen.was_online, now, rng=self.rng, **delays)
-        plan = plan_pool(pool, views, mode=options.mode, queued_jobs=queued_jobs, force=options.force)
+        plan = plan_pool(
+            pool, views, mode=options.mode, queued_jobs=queued_jobs, force=options.force, in_flight=unlisted_spawns
+        )
         plan = hold_creations(plan, backoff, now)
         held_back = _ahead(self.github.rate_status().not_before, now)
         if held_back is not None:

@@ -24,7 +24,9 @@ The state table of the design, with its overlaps resolved in this order:
 7. Runner without a VM -> ``orphan`` once `registration_grace` has passed since
    it was first seen; until then ``booting``/``idle`` (its VM is being created).
    Without history its age is unknown and it is taken as old: callers that race
-   with a concurrent spawner must pass the history.
+   with a concurrent spawner must pass the history. A runner the reactive consumer
+   reserved room for (`in_flight`, kept in the pool's state) counts its age from
+   the reservation: its JIT record exists before its VM does.
 8. ``booting`` or ``idle`` past `max_lifetime` -> ``expired``.
 
 "Was online" cannot be read from GitHub, which only tells the current status.
@@ -133,6 +135,7 @@ def derive_states(
     history: t.Optional[RunnerHistory] = None,
     scope: t.Optional[Scope] = None,
     spec: t.Optional[str] = None,
+    in_flight: t.Optional[Timestamps] = None,
 ) -> t.List[RunnerView]:
     """Join VMs and GitHub runners by scope and name and derive each one's state, sorted by name.
 
@@ -145,7 +148,7 @@ def derive_states(
     for runner in sorted(runners, key=lambda r: r.id):
         by_key.setdefault((runner.scope or scope, runner.name), runner)
     joined = _join(vms, by_key, scope)
-    views = [_view(vm, runner, now, timing, history, scope, spec) for vm, runner in joined]
+    views = [_view(vm, runner, now, timing, history, scope, spec, in_flight) for vm, runner in joined]
     return sorted(views, key=lambda v: (v.name, v.vm.id if v.vm else "", v.github.id if v.github else 0))
 
 
@@ -181,6 +184,7 @@ def _view(
     history: t.Optional[RunnerHistory],
     pool_scope: t.Optional[Scope],
     spec: t.Optional[str] = None,
+    in_flight: t.Optional[Timestamps] = None,
 ) -> RunnerView:
     name = vm.name if vm is not None else runner.name if runner is not None else ""
     # The join matched runner and VM by scope: either one tells it.
@@ -188,6 +192,8 @@ def _view(
     scope = recorded or pool_scope
     if vm is not None:
         age: t.Optional[float] = _seconds(now, vm.created_at)
+    elif in_flight and name in in_flight:
+        age = _seconds(now, in_flight[name])
     elif history is not None and name in history.first_seen:
         age = _seconds(now, history.first_seen[name])
     else:
@@ -261,3 +267,29 @@ def _parse_all(data: object) -> t.Dict[str, datetime.datetime]:
         if isinstance(name, str) and moment is not None:
             parsed[name] = moment
     return parsed
+
+
+# Spawns in flight ----------------------------------------------------------------------------
+#: Where the pool's state keeps the consumer's reservations: runner name -> when room was reserved.
+IN_FLIGHT_KEY = "in_flight"
+
+
+def in_flight_spawns(
+    state: t.Mapping[str, t.Any], now: datetime.datetime, timing: PoolTiming
+) -> t.Dict[str, datetime.datetime]:
+    """The reservations of the pool's state still in flight: younger than `registration_grace`.
+
+    A spawn takes seconds; a reservation older than the grace belongs to a consumer that
+    died mid-spawn, and its runner (if any) is judged by the state table like any other.
+    """
+    reserved = _parse_all(state.get(IN_FLIGHT_KEY))
+    return {name: at for name, at in reserved.items() if _seconds(now, at) < timing.registration_grace}
+
+
+def with_in_flight(
+    state: t.Mapping[str, t.Any], names: t.Iterable[str], now: datetime.datetime, timing: PoolTiming
+) -> t.Dict[str, t.Any]:
+    """The pool's state with `names` reserved at `now` (and expired reservations dropped)."""
+    reserved = dict(in_flight_spawns(state, now, timing))
+    reserved.update({name: now for name in names})
+    return {**state, IN_FLIGHT_KEY: _format_all(reserved)}

@@ -107,6 +107,7 @@ class DeadJob:
 
     id: str
     reason: str
+    pool: str = ""  # as the document named it ("" when it named none)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -321,15 +322,20 @@ class JobQueue:
         if attempt is None:
             return None
         if job is None:
-            return self._kill(job_id, attempt, raw.get("status"), problem or "invalid job document", now)
+            return self._kill(
+                job_id, attempt, raw.get("status"), problem or "invalid job document", now, raw.get("pool")
+            )
         if max_attempts is not None and attempt > max_attempts:
             last = f"; last error: {job.last_error}" if job.last_error else ""
-            return self._kill(job_id, attempt, job.status.value, f"gave up after {max_attempts} attempts{last}", now)
+            reason = f"gave up after {max_attempts} attempts{last}"
+            return self._kill(job_id, attempt, job.status.value, reason, now, job.pool)
         until = self._lease_end(now)
         # Guarded by the status and attempts as listed: a listing that went stale (the job was
         # claimed, released or spawned since) matches nothing, and the claim is dropped.
+        listed = raw.get("attempts")
         mirrored = self._jobs.update_one(
-            {"_id": job_id, "status": job.status.value, "attempts": raw.get("attempts", 0)},
+            # A document written without `attempts` (none claimed it yet) matches as attempt 0.
+            {"_id": job_id, "status": job.status.value, "attempts": {"$in": [0, None]} if not listed else listed},
             {
                 "$set": {
                     "status": JobStatus.CLAIMED.value,
@@ -398,7 +404,9 @@ class JobQueue:
         # so abandoned races do not count towards max_attempts.
         self._claims.delete_one({"_id": claim_id(job_id, attempt), "owner": self.owner})
 
-    def _kill(self, job_id: object, attempt: int, status: object, reason: str, now: datetime.datetime) -> DeadJob:
+    def _kill(
+        self, job_id: object, attempt: int, status: object, reason: str, now: datetime.datetime, raw_pool: object = None
+    ) -> DeadJob:
         reason = bounded_error(reason)
         self._jobs.update_one(
             {"_id": job_id, "status": status},
@@ -413,7 +421,8 @@ class JobQueue:
             },
         )
         self._end_claim(job_id, attempt, "dead", now)
-        return DeadJob(str(job_id), reason)
+        pool = raw_pool if isinstance(raw_pool, str) else ""
+        return DeadJob(str(job_id), reason, pool)
 
     def _end_claim(self, job_id: object, attempt: int, outcome: str, now: datetime.datetime) -> None:
         self._claims.update_one(
@@ -483,6 +492,16 @@ class JobQueue:
         """Record that a runner was started for the job; the lease ends."""
         now = self._now()
         self._finish(lease, {"status": JobStatus.SPAWNED.value, "runner_name": runner_name}, "spawned", now)
+
+    def mark_reported(self, lease: Lease, status: JobStatus, runner_name: t.Optional[str] = None) -> None:
+        """Record what GitHub says of a job that no longer waits (it runs or ended elsewhere); the lease ends."""
+        if status not in (JobStatus.IN_PROGRESS, JobStatus.COMPLETED):
+            raise QueueError(f"job {lease.job.id}: only in_progress or completed can be reported, not {status.value!r}")
+        now = self._now()
+        fields: t.Dict[str, t.Any] = {"status": status.value}
+        if runner_name:
+            fields["runner_name"] = runner_name
+        self._finish(lease, fields, "reported", now)
 
     def mark_dead(self, lease: Lease, reason: str) -> None:
         """Give up on the job with `reason` (its `last_error`); the lease ends."""
@@ -576,6 +595,14 @@ class JobQueue:
             return {str(group["_id"]): int(group["count"]) for group in groups}
 
         return self.mongo.call(f"count of unserved jobs in {self._jobs_name}", run)
+
+    def spawned_with(self, runner_name: str) -> t.Optional[str]:
+        """The id of the job whose spawned runner is `runner_name`, if the queue knows one."""
+        raw = self.mongo.call(
+            f"finding the job of runner {runner_name} in {self._jobs_name}",
+            lambda: self._jobs.find_one({"runner_name": runner_name, "status": JobStatus.SPAWNED.value}, {"_id": 1}),
+        )
+        return None if raw is None else str(raw["_id"])
 
     def depth(
         self, pools: t.Optional[t.Sequence[str]] = None, statuses: t.Optional[t.Sequence[str]] = None

@@ -31,7 +31,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import pathlib
-import stat
 import typing as t
 
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._config import parse_pool_name
@@ -45,9 +44,21 @@ from ansible_collections.selfhosted.github_runners.plugins.module_utils._reactiv
     DEFAULT_MAX_BODY_BYTES,
     PoolRoute,
 )
+from ansible_collections.selfhosted.github_runners.plugins.module_utils._reactive.settings import (
+    LOG_FORMATS,
+    LOG_LEVELS,
+    SecretReader,
+    choice,
+    integer,
+    load_yaml,
+    mapping,
+    mongodb_uri,
+    read_secret_file,
+    seconds,
+    text,
+)
 
 JMESPATH_IMPORT_ERROR: t.Optional[str]
-YAML_IMPORT_ERROR: t.Optional[str]
 try:
     import jmespath
     import jmespath.exceptions
@@ -55,16 +66,6 @@ try:
     JMESPATH_IMPORT_ERROR = None
 except ImportError as exc:  # reported when a pool has a match expression
     JMESPATH_IMPORT_ERROR = str(exc)
-try:
-    import yaml
-
-    YAML_IMPORT_ERROR = None
-except ImportError as exc:  # reported when a file is to be read
-    YAML_IMPORT_ERROR = str(exc)
-
-LOG_FORMATS = ("text", "json")
-LOG_LEVELS = ("debug", "info", "warning", "error")
-MAX_SECRET_BYTES = 4096
 _TOP_KEYS = frozenset(
     {
         "listen",
@@ -101,32 +102,22 @@ class RouterSettings:
 
 def load_settings(path: t.Union[str, pathlib.Path], env: t.Optional[t.Mapping[str, str]] = None) -> RouterSettings:
     """The settings of the YAML file at `path`, with the environment's overrides."""
-    if YAML_IMPORT_ERROR is not None:
-        raise ConfigError("config", f"reading {path} needs PyYAML: {YAML_IMPORT_ERROR}")
-    try:
-        text = pathlib.Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError("config", f"cannot read {path}: {exc.strerror}") from None
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError("config", f"{path} is not valid YAML: {str(exc)[:300]}") from None
-    return parse_settings({} if raw is None else raw, os.environ if env is None else env)
+    return parse_settings(load_yaml(path), os.environ if env is None else env)
 
 
 def parse_settings(
     raw: object,
     env: t.Mapping[str, str],
-    read_secret: t.Optional[t.Callable[[str, str], t.Tuple[bytes, bool]]] = None,
+    read_secret: t.Optional[SecretReader] = None,
 ) -> RouterSettings:
     """Settings from plain data and the environment; `read_secret(path, field)` reads a secret file."""
     read = read_secret or read_secret_file
-    top = _mapping(raw, "config", _TOP_KEYS)
-    listen = _mapping(top.get("listen", {}), "listen", frozenset({"host", "port"}))
-    mongodb = _mapping(
+    top = mapping(raw, "config", _TOP_KEYS)
+    listen = mapping(top.get("listen", {}), "listen", frozenset({"host", "port"}))
+    mongodb = mapping(
         top.get("mongodb"), "mongodb", frozenset({"uri", "uri_file", "database", "jobs_collection", "timeout"})
     )
-    log = _mapping(top.get("log", {}), "log", frozenset({"format", "level"}))
+    log = mapping(top.get("log", {}), "log", frozenset({"format", "level"}))
 
     exposed: t.List[str] = []
     secret_files: object = top.get("webhook_secret_files")
@@ -139,69 +130,28 @@ def parse_settings(
     secrets: t.List[bytes] = []
     for index, file in enumerate(secret_files):
         field = f"{secrets_field}[{index}]"
-        value, is_exposed = read(_text(file, field), field)
+        value, is_exposed = read(text(file, field), field)
         secrets.append(value)
         if is_exposed:
             exposed.append(str(file))
 
-    uri = _mongodb_uri(mongodb, env, read, exposed)
+    uri = mongodb_uri(mongodb, env, read, exposed, "GHR_ROUTER_MONGODB_URI_FILE")
     return RouterSettings(
         secrets=tuple(secrets),
         mongodb_uri=uri,
         routes=_routes(top.get("pools")),
-        host=_text(env.get("GHR_ROUTER_HOST") or listen.get("host", "127.0.0.1"), "listen.host"),
-        port=_int(env.get("GHR_ROUTER_PORT") or listen.get("port", 8080), "listen.port", 0, 65535),
-        max_body_bytes=_int(top.get("max_body_bytes", DEFAULT_MAX_BODY_BYTES), "max_body_bytes", 1024, 64 * 2**20),
-        request_timeout=_seconds(top.get("request_timeout", 8.0), "request_timeout", 0.1, 30.0),
-        shutdown_timeout=_seconds(top.get("shutdown_timeout", 10.0), "shutdown_timeout", 0.0, 300.0),
-        database=_text(mongodb.get("database", DEFAULT_DATABASE), "mongodb.database"),
-        jobs_collection=_text(mongodb.get("jobs_collection", DEFAULT_JOBS_COLLECTION), "mongodb.jobs_collection"),
-        mongodb_timeout=_seconds(mongodb.get("timeout", DEFAULT_SERVER_TIMEOUT), "mongodb.timeout", 0.1, 30.0),
-        log_format=_choice(env.get("GHR_ROUTER_LOG_FORMAT") or log.get("format", "text"), "log.format", LOG_FORMATS),
-        log_level=_choice(env.get("GHR_ROUTER_LOG_LEVEL") or log.get("level", "info"), "log.level", LOG_LEVELS),
+        host=text(env.get("GHR_ROUTER_HOST") or listen.get("host", "127.0.0.1"), "listen.host"),
+        port=integer(env.get("GHR_ROUTER_PORT") or listen.get("port", 8080), "listen.port", 0, 65535),
+        max_body_bytes=integer(top.get("max_body_bytes", DEFAULT_MAX_BODY_BYTES), "max_body_bytes", 1024, 64 * 2**20),
+        request_timeout=seconds(top.get("request_timeout", 8.0), "request_timeout", 0.1, 30.0),
+        shutdown_timeout=seconds(top.get("shutdown_timeout", 10.0), "shutdown_timeout", 0.0, 300.0),
+        database=text(mongodb.get("database", DEFAULT_DATABASE), "mongodb.database"),
+        jobs_collection=text(mongodb.get("jobs_collection", DEFAULT_JOBS_COLLECTION), "mongodb.jobs_collection"),
+        mongodb_timeout=seconds(mongodb.get("timeout", DEFAULT_SERVER_TIMEOUT), "mongodb.timeout", 0.1, 30.0),
+        log_format=choice(env.get("GHR_ROUTER_LOG_FORMAT") or log.get("format", "text"), "log.format", LOG_FORMATS),
+        log_level=choice(env.get("GHR_ROUTER_LOG_LEVEL") or log.get("level", "info"), "log.level", LOG_LEVELS),
         exposed_files=tuple(exposed),
     )
-
-
-def read_secret_file(path: str, field: str) -> t.Tuple[bytes, bool]:
-    """A secret file's content without its final line break, and whether others than its owner may read it."""
-    try:
-        with open(path, "rb") as handle:
-            mode = os.fstat(handle.fileno()).st_mode
-            data = handle.read(MAX_SECRET_BYTES + 1)
-    except OSError as exc:
-        raise ConfigError(field, f"cannot read {path}: {exc.strerror}") from None
-    if len(data) > MAX_SECRET_BYTES:
-        raise ConfigError(field, f"{path} holds more than {MAX_SECRET_BYTES} bytes")
-    value = data.rstrip(b"\r\n")
-    if not value.strip():
-        raise ConfigError(field, f"{path} is empty")
-    return value, bool(stat.S_IMODE(mode) & 0o077)
-
-
-def _mongodb_uri(
-    mongodb: t.Mapping[str, object],
-    env: t.Mapping[str, str],
-    read: t.Callable[[str, str], t.Tuple[bytes, bool]],
-    exposed: t.List[str],
-) -> str:
-    uri_file = env.get("GHR_ROUTER_MONGODB_URI_FILE") or mongodb.get("uri_file")
-    if env.get("MONGODB_URI"):
-        return env["MONGODB_URI"]
-    if uri_file is not None and mongodb.get("uri") is not None:
-        raise ConfigError("mongodb", "set one of uri and uri_file")
-    if uri_file is not None:
-        data, is_exposed = read(_text(uri_file, "mongodb.uri_file"), "mongodb.uri_file")
-        if is_exposed:
-            exposed.append(str(uri_file))
-        try:
-            return data.decode("utf-8").strip()
-        except UnicodeDecodeError:
-            raise ConfigError("mongodb.uri_file", "must hold a UTF-8 connection string") from None
-    uri = _text(mongodb.get("uri"), "mongodb.uri")
-    if "@" in uri.split("?", 1)[0]:
-        raise ConfigError("mongodb.uri", "holds credentials: put the connection string in the file of uri_file")
-    return uri
 
 
 def _routes(raw: object) -> t.Tuple[PoolRoute, ...]:
@@ -211,7 +161,7 @@ def _routes(raw: object) -> t.Tuple[PoolRoute, ...]:
     seen: t.Set[str] = set()
     for index, item in enumerate(raw):
         path = f"pools[{index}]"
-        pool = _mapping(item, path, _POOL_KEYS)
+        pool = mapping(item, path, _POOL_KEYS)
         name = parse_pool_name(pool.get("name"), path=f"{path}.name")
         if name in seen:
             raise ConfigError(f"{path}.name", f"duplicate pool name {name!r}")
@@ -222,12 +172,12 @@ def _routes(raw: object) -> t.Tuple[PoolRoute, ...]:
         expression = pool.get("match")
         matcher = None
         if expression is not None:
-            matcher = _compile(_text(expression, f"{path}.match"), f"{path}.match")
+            matcher = _compile(text(expression, f"{path}.match"), f"{path}.match")
         routes.append(
             PoolRoute(
                 pool=name,
                 labels=tuple(labels),
-                priority=_int(pool.get("priority", 0), f"{path}.priority", -1000, 1000),
+                priority=integer(pool.get("priority", 0), f"{path}.priority", -1000, 1000),
                 expression=None if expression is None else str(expression),
                 matcher=matcher,
             )
@@ -242,39 +192,3 @@ def _compile(expression: str, field: str) -> t.Any:
         return jmespath.compile(expression)
     except jmespath.exceptions.JMESPathError as exc:
         raise ConfigError(field, f"is not a JMESPath expression: {str(exc)[:300]}") from None
-
-
-def _mapping(raw: object, path: str, known: t.AbstractSet[str]) -> t.Mapping[str, object]:
-    if not isinstance(raw, dict):
-        raise ConfigError(path, "must be a mapping")
-    for key in raw:
-        if key not in known:
-            field = str(key) if path == "config" else f"{path}.{key}"
-            raise ConfigError(field, f"unknown option (known: {', '.join(sorted(known))})")
-    return t.cast("t.Mapping[str, object]", raw)
-
-
-def _text(value: object, path: str) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise ConfigError(path, f"must be a non-empty string, got {value!r}"[:200])
-    return value.strip()
-
-
-def _int(value: object, path: str, low: int, high: int) -> int:
-    if isinstance(value, str) and value.strip().isdigit():
-        value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise ConfigError(path, f"must be an integer from {low} to {high}, got {value!r}"[:200])
-    return value
-
-
-def _seconds(value: object, path: str, low: float, high: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= float(value) <= high:
-        raise ConfigError(path, f"must be a number of seconds from {low:g} to {high:g}, got {value!r}"[:200])
-    return float(value)
-
-
-def _choice(value: object, path: str, choices: t.Sequence[str]) -> str:
-    if not isinstance(value, str) or value.lower() not in choices:
-        raise ConfigError(path, f"must be one of {', '.join(choices)}, got {value!r}"[:200])
-    return value.lower()

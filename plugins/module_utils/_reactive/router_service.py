@@ -24,8 +24,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import concurrent.futures
-import datetime
-import json
 import logging
 import signal
 import sys
@@ -33,7 +31,6 @@ import time
 import typing as t
 
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._errors import ConfigError, QueueError
-from ansible_collections.selfhosted.github_runners.plugins.module_utils._logging import protect_logs
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._reactive.mongo import MongoAccess
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._reactive.queue import JobQueue
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._reactive.router import (
@@ -46,6 +43,7 @@ from ansible_collections.selfhosted.github_runners.plugins.module_utils._reactiv
     RouterSettings,
     load_settings,
 )
+from ansible_collections.selfhosted.github_runners.plugins.module_utils._reactive.service_logging import configure
 
 SERVICE_IMPORT_ERROR: t.Optional[str]
 try:
@@ -105,26 +103,6 @@ class RouterMetrics:
         return bytes(prometheus_client.generate_latest(self.registry))
 
 
-class _Formatter(logging.Formatter):
-    """One line per record: text with ``key=value`` fields, or a JSON object."""
-
-    def __init__(self, as_json: bool) -> None:
-        super().__init__()
-        self.as_json = as_json
-
-    def format(self, record: logging.LogRecord) -> str:
-        fields: t.Dict[str, t.Any] = dict(getattr(record, "fields", {}))
-        if record.exc_info:
-            fields["error"] = self.formatException(record.exc_info)
-        if self.as_json:
-            when = datetime.datetime.fromtimestamp(record.created, datetime.timezone.utc)
-            line = {"time": when.isoformat(timespec="milliseconds"), "level": record.levelname.lower()}
-            line.update({"logger": record.name, "message": record.getMessage(), **fields})
-            return json.dumps(line, default=str)
-        extra = "".join(f" {key}={value}" for key, value in fields.items() if value is not None)
-        return f"{record.levelname} {record.getMessage()}{extra}"
-
-
 class _BadRequests(logging.Filter):
     """aiohttp logs each request its parser refuses as an error with a traceback: one warning line instead."""
 
@@ -138,13 +116,8 @@ class _BadRequests(logging.Filter):
 
 
 def configure_logging(log_format: str, level: str, secrets: t.Iterable[str] = ()) -> None:
-    """Logs of the process to stderr (the journal under systemd), as text or JSON lines; `secrets` masked."""
-    protect_logs(secrets)
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(_Formatter(as_json=log_format == "json"))
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level.upper())
+    """The service's logs (see `service_logging.configure`), with aiohttp's own lines trimmed."""
+    configure(log_format, level, secrets)
     logging.getLogger("aiohttp.access").disabled = True  # every delivery is logged once, below
     logging.getLogger("aiohttp.server").addFilter(_BadRequests())
 

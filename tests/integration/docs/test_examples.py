@@ -295,29 +295,55 @@ def test_queue_depth_example_fails_on_a_stale_or_dead_job(
 
 
 @covers("docs/examples/reactive.yml", "playbooks/deploy_reactive.yml")
-def test_reactive_example_fits_the_webhook_router_role(tmp_path: pathlib.Path) -> None:
-    """The example's variables pass the role's own argument validation; the role itself is installed
-    and run by tests/integration/roles/test_webhook_router.py."""
+@pytest.mark.parametrize(
+    ("role", "required", "wrong"),
+    [
+        (
+            "webhook_router",
+            ("webhook_router_webhook_secrets", "webhook_router_mongodb_uri", "webhook_router_pools"),
+            {"webhook_router_pools": [{"labels": ["small"]}]},  # a pool without its name
+        ),
+        (
+            "reactive_consumer",
+            ("reactive_consumer_controller_id", "reactive_consumer_github_token", "reactive_consumer_mongodb_uri",
+             "reactive_consumer_openstack_cloud", "reactive_consumer_openstack_clouds_yaml", "reactive_consumer_pools"),
+            {"reactive_consumer_metrics_port": "http"},
+        ),
+    ],
+)  # fmt: skip
+def test_reactive_example_fits_the_roles(
+    tmp_path: pathlib.Path, role: str, required: tuple[str, ...], wrong: dict[str, t.Any]
+) -> None:
+    """The example's variables pass each role's own argument validation; the roles themselves are installed
+    and run by tests/integration/roles/."""
     env = ansible_env(tmp_path)
-    secrets = {"vault_webhook_secret": "s" * 32, "vault_mongodb_uri": "mongodb://127.0.0.1:1/"}
+    secrets = {
+        "vault_webhook_secret": "s" * 32,
+        "vault_mongodb_uri": "mongodb://127.0.0.1:1/",
+        "vault_github_token": "ghp_" + "t" * 36,
+        "vault_clouds_yaml": "clouds: {}",
+    }
     args = ("-e", "@docs/examples/reactive.yml", "-e", json.dumps(secrets))
     syntax = playbook(env, "--syntax-check", "playbooks/deploy_reactive.yml", *args)
     assert "playbook: playbooks/deploy_reactive.yml" in syntax.stdout
-    specs = yaml.safe_load((ROOT / "roles" / "webhook_router" / "meta" / "argument_specs.yml").read_text())
-    check = tmp_path / "check.yml"
-    check.write_text(yaml.safe_dump([{
-        "name": "check the example against the role's argument spec",
-        "hosts": "localhost", "connection": "local", "gather_facts": False,
-        "tasks": [{"name": "validate", "ansible.builtin.validate_argument_spec": {
-            "argument_spec": specs["argument_specs"]["main"]["options"],
-            "provided_arguments": {"webhook_router_webhook_secrets": "{{ webhook_router_webhook_secrets }}",
-                                   "webhook_router_mongodb_uri": "{{ webhook_router_mongodb_uri }}",
-                                   "webhook_router_pools": "{{ webhook_router_pools }}"}}}],
-    }]))  # fmt: skip
-    playbook(env, str(check), *args)
-    wrong = {"webhook_router_pools": [{"labels": ["small"]}]}  # a pool without its name
-    refused = playbook(env, str(check), *args, "-e", json.dumps(wrong), expect_ok=False)
-    assert refused.returncode != 0 and "name" in refused.stdout
+    specs = yaml.safe_load((ROOT / "roles" / role / "meta" / "argument_specs.yml").read_text())
+    options = specs["argument_specs"]["main"]["options"]
+    assert all(name in options for name in required)
+
+    def check(names: t.Iterable[str]) -> pathlib.Path:
+        path = tmp_path / "check.yml"
+        path.write_text(yaml.safe_dump([{
+            "name": "check the example against the role's argument spec",
+            "hosts": "localhost", "connection": "local", "gather_facts": False,
+            "tasks": [{"name": "validate", "ansible.builtin.validate_argument_spec": {
+                "argument_spec": options,
+                "provided_arguments": {name: "{{ " + name + " }}" for name in names}}}],
+        }]))  # fmt: skip
+        return path
+
+    playbook(env, str(check(required)), *args)
+    refused = playbook(env, str(check({*required, *wrong})), *args, "-e", json.dumps(wrong), expect_ok=False)
+    assert refused.returncode != 0 and next(iter(wrong)) in refused.stdout
 
 
 @covers("docs/examples/install-runner.sh")

@@ -1,0 +1,57 @@
+"""The consumer serves queued jobs: one runner per job, within max_runners, beside the reconcile."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.integration.consumer.conftest import ReactiveWorld
+
+pytestmark = pytest.mark.sandbox
+
+
+def test_each_job_gets_one_runner_and_nothing_is_left(world: ReactiveWorld) -> None:
+    pool = world.pool(max_runners=5)
+    world.start_reconcile([pool])
+    world.start_consumer([pool])
+    ids = world.enqueue(pool, 5, duration=0.3)
+    world.wait_completed(ids, timeout=120)
+    creates = world.creates_per_name(pool)
+    assert len(creates) == 5 and set(creates.values()) == {1}
+    queue = world.queue("check")
+    assert {queue.get(f"{world.api_host}/{world.repository.lower()}/{i}").status.value for i in ids} == {"spawned"}
+    # The reconcile deletes the VMs whose jobs ended; none is left.
+    world.core.wait_for("no VM left", lambda: not world.core.servers(pool["name"]), timeout=120)
+    assert not [d for d in world.deletions if d[0] not in ("finished",)], world.deletions
+
+
+@pytest.mark.timeout(1200)
+def test_200_jobs_never_exceed_max_runners_and_all_run(world: ReactiveWorld) -> None:
+    pool = world.pool(max_runners=50, bootstrap_timeout=120)
+    breaches: list[str] = []
+    world.watch_max_runners([pool], breaches)
+    world.start_reconcile([pool], interval=1.0)
+    world.start_consumer([pool], concurrency=16)
+    ids = world.enqueue(pool, 200, duration=0.5)
+    world.wait_completed(ids, timeout=240)
+    assert breaches == []
+    creates = world.creates_per_name(pool)
+    assert sum(creates.values()) == len(creates) == 200  # one runner per job, none twice
+    assert not [d for d in world.deletions if d[0] in ("orphan", "failed", "scale_down")], world.deletions
+
+
+@pytest.mark.timeout(900)
+@pytest.mark.parametrize("consumers", [2, 4])
+def test_consumers_side_by_side_with_the_reconcile(world: ReactiveWorld, consumers: int) -> None:
+    pool = world.pool(max_runners=10, bootstrap_timeout=120)
+    breaches: list[str] = []
+    world.watch_max_runners([pool], breaches)
+    world.start_reconcile([pool], interval=0.5)
+    for n in range(consumers):
+        world.start_consumer([pool], owner=f"consumer-{n}", concurrency=4)
+    ids = world.enqueue(pool, 40, duration=0.3)
+    world.wait_completed(ids, timeout=600)
+    assert breaches == []
+    creates = world.creates_per_name(pool)
+    assert sum(creates.values()) == len(creates) == 40
+    # Freshly spawned runners are neither orphans nor failed nor scaled down by the reconcile.
+    assert not [d for d in world.deletions if d[0] in ("orphan", "failed", "scale_down")], world.deletions
