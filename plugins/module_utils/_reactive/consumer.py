@@ -97,6 +97,8 @@ class _Work:
     lease: Lease
     claimed_at: float  # time.monotonic()
     name: str = ""
+    # What GitHub said of a job that ran on another job's runner: recorded once its own runner is spawned.
+    ran: t.Optional[t.Tuple[JobStatus, t.Optional[str]]] = None
 
 
 class Consumer:
@@ -260,6 +262,7 @@ class Consumer:
             log.info(
                 "job %s ran on %s, the runner of job %s: spawning one in its place", job.id, report.runner_name, other
             )
+            work.ran = (JobStatus(report.status), report.runner_name)
         elif report.status != JobStatus.QUEUED.value:
             self._release(pool, work, f"GitHub reports the job as {report.status}, not queued", kind="not_queued")
             return None
@@ -271,11 +274,10 @@ class Consumer:
         if runner is None or not owns_name(self.options.controller_id, pool.name, runner):
             return None
         try:
-            other = self.queue.spawned_with(runner)
+            return self.queue.spawned_with(runner, other_than=job_id)
         except RunnerError as exc:
             log.warning("job %s: cannot tell whose runner %s is: %s", job_id, runner, exc)
             return None
-        return other if other != job_id else None
 
     def _reserve(self, pool: PoolSpec, works: t.List[_Work]) -> t.List[_Work]:
         """The works that may spawn now, their names recorded as in flight in the pool's state."""
@@ -378,7 +380,13 @@ class Consumer:
         return False
 
     def _spawned(self, pool: PoolSpec, work: _Work, note: t.Optional[str]) -> None:
-        if self._finish(work, "spawned", lambda: self.queue.mark_spawned(work.lease, work.name)):
+        def record() -> None:
+            if work.ran is None:
+                self.queue.mark_spawned(work.lease, work.name)
+            else:
+                self.queue.mark_reported(work.lease, work.ran[0], work.ran[1], spawned_runner=work.name)
+
+        if self._finish(work, "spawned", record):
             since_received = max(0.0, (self.clock() - work.lease.job.received_at).total_seconds())
             self.events.spawned(pool.name, time.monotonic() - work.claimed_at, since_received)
             log.info("job %s: runner %s%s", work.lease.job.id, work.name, f" ({note})" if note else " spawned")

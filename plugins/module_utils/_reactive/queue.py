@@ -221,6 +221,7 @@ class JobQueue:
         def create() -> None:
             self._jobs.create_index([("pool", 1), ("status", 1), ("received_at", 1)], name="pool_status_received_at")
             self._jobs.create_index([("status", 1), ("lease_until", 1)], name="status_lease_until")
+            self._jobs.create_index([("spawned_runner", 1)], name="spawned_runner")
             self._claims.create_index([("job", 1), ("attempt", -1)], name="job_attempt")
 
         self.mongo.call(f"creating the indexes of {self._jobs_name} and {self._claims_name}", create)
@@ -253,7 +254,7 @@ class JobQueue:
                 except JobDocumentError:
                     self._jobs.replace_one({"_id": job.id}, job.to_document())
                     return EnqueueOutcome.UPDATED
-                changes = report_changes(existing, job, self._now())
+                changes = report_changes(existing, self._held_back(existing, job), self._now())
                 if not changes:
                     return EnqueueOutcome.UNCHANGED
                 result = self._jobs.update_one({"_id": job.id, "status": existing.status.value}, {"$set": changes})
@@ -262,6 +263,20 @@ class JobQueue:
             raise QueueError(f"job {job.id} in {self._jobs_name} kept changing during {_MAX_MERGE_ROUNDS} merges")
 
         return self.mongo.call(f"upsert of job {job.id} in {self._jobs_name}", upsert)
+
+    def _held_back(self, existing: Job, report: Job) -> Job:
+        """The report, or, for a job taken by a runner spawned for another job, the report less its progress.
+
+        GitHub hands a job to any idle runner with its labels. When the runner spawned for job X
+        takes job J before J's own runner exists, X is left waiting with no runner of its own:
+        J stays claimable, and the consumer spawns J's runner, which takes X (or the next job).
+        """
+        taken = report.status in (JobStatus.IN_PROGRESS, JobStatus.COMPLETED)
+        if not (taken and existing.status in (JobStatus.QUEUED, JobStatus.CLAIMED) and report.runner_name):
+            return report
+        if self._spawned_with(report.runner_name, existing.id) is None:
+            return report
+        return dataclasses.replace(report, status=existing.status, runner_name=None, started_at=None, completed_at=None)
 
     # Claims --------------------------------------------------------------------------------
     def claim(self, pools: t.Sequence[str], limit: int = 1, *, max_attempts: t.Optional[int] = None) -> ClaimResult:
@@ -335,7 +350,7 @@ class JobQueue:
         listed = raw.get("attempts")
         mirrored = self._jobs.update_one(
             # A document written without `attempts` (none claimed it yet) matches as attempt 0.
-            {"_id": job_id, "status": job.status.value, "attempts": {"$in": [0, None]} if not listed else listed},
+            {"_id": job_id, "status": job.status.value, "attempts": listed if listed else {"$in": [0, None]}},
             {
                 "$set": {
                     "status": JobStatus.CLAIMED.value,
@@ -491,16 +506,29 @@ class JobQueue:
     def mark_spawned(self, lease: Lease, runner_name: str) -> None:
         """Record that a runner was started for the job; the lease ends."""
         now = self._now()
-        self._finish(lease, {"status": JobStatus.SPAWNED.value, "runner_name": runner_name}, "spawned", now)
+        # `spawned_runner` stays what this job's runner is called; reports may change `runner_name`.
+        fields = {"status": JobStatus.SPAWNED.value, "runner_name": runner_name, "spawned_runner": runner_name}
+        self._finish(lease, fields, "spawned", now)
 
-    def mark_reported(self, lease: Lease, status: JobStatus, runner_name: t.Optional[str] = None) -> None:
-        """Record what GitHub says of a job that no longer waits (it runs or ended elsewhere); the lease ends."""
+    def mark_reported(
+        self,
+        lease: Lease,
+        status: JobStatus,
+        runner_name: t.Optional[str] = None,
+        spawned_runner: t.Optional[str] = None,
+    ) -> None:
+        """Record what GitHub says of a job that no longer waits (it runs or ended); the lease ends.
+
+        `spawned_runner`: the runner spawned for it all the same (its own was owed, see `_held_back`).
+        """
         if status not in (JobStatus.IN_PROGRESS, JobStatus.COMPLETED):
             raise QueueError(f"job {lease.job.id}: only in_progress or completed can be reported, not {status.value!r}")
         now = self._now()
         fields: t.Dict[str, t.Any] = {"status": status.value}
         if runner_name:
             fields["runner_name"] = runner_name
+        if spawned_runner:
+            fields["spawned_runner"] = spawned_runner
         self._finish(lease, fields, "reported", now)
 
     def mark_dead(self, lease: Lease, reason: str) -> None:
@@ -532,6 +560,8 @@ class JobQueue:
                     self._jobs.update_one(
                         {"_id": job_id, "runner_name": None}, {"$set": {"runner_name": fields["runner_name"]}}
                     )
+                if fields.get("spawned_runner"):
+                    self._jobs.update_one({"_id": job_id}, {"$set": {"spawned_runner": fields["spawned_runner"]}})
             self._end_claim(job_id, lease.attempt, outcome, now)
 
         self.mongo.call(f"{outcome} of job {job_id} in {self._jobs_name}", run)
@@ -596,12 +626,15 @@ class JobQueue:
 
         return self.mongo.call(f"count of unserved jobs in {self._jobs_name}", run)
 
-    def spawned_with(self, runner_name: str) -> t.Optional[str]:
-        """The id of the job whose spawned runner is `runner_name`, if the queue knows one."""
-        raw = self.mongo.call(
+    def spawned_with(self, runner_name: str, other_than: str) -> t.Optional[str]:
+        """The id of the job, other than `other_than`, that runner `runner_name` was spawned for; None if none."""
+        return self.mongo.call(
             f"finding the job of runner {runner_name} in {self._jobs_name}",
-            lambda: self._jobs.find_one({"runner_name": runner_name, "status": JobStatus.SPAWNED.value}, {"_id": 1}),
+            lambda: self._spawned_with(runner_name, other_than),
         )
+
+    def _spawned_with(self, runner_name: str, other_than: str) -> t.Optional[str]:
+        raw = self._jobs.find_one({"spawned_runner": runner_name, "_id": {"$ne": other_than}}, {"_id": 1})
         return None if raw is None else str(raw["_id"])
 
     def depth(

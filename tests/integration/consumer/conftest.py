@@ -180,8 +180,17 @@ class ReactiveWorld:
             related = [
                 invariants.event_line(e) for e in self.sandbox.events() if names & {e.get("name"), e.get("runner_name")}
             ]
+            events = self.sandbox.events()
+            registered = {
+                e["name"] for e in events if e["type"] == "runner_register" and e["name"].startswith(CONTROLLER)
+            }
+            ran = collections.Counter(e["runner_name"] for e in events if e["type"] == "job_in_progress")
+            all_docs = queue.mongo.call("debug", lambda: list(queue._jobs.find({"job_id": {"$in": list(jobs)}})))
+            doc_statuses = collections.Counter(d.get("status") for d in all_docs)
             raise AssertionError(  # noqa: B904 (the timeout says nothing; this says why)
-                f"jobs not completed: {dict(statuses)}; e.g. {[jobs[i] for i in waiting]}; documents {docs};"
+                f"jobs not completed: {dict(statuses)}; documents {dict(doc_statuses)}; {len(registered)} runners"
+                f" registered, {sum(1 for n in registered if ran[n])} ran a job;"
+                f" e.g. {[jobs[i] for i in waiting]}; documents {docs};"
                 f" their runners' events: {related}; reconcile deletions: {self.deletions}"
             )
 

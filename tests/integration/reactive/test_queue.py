@@ -312,3 +312,23 @@ def test_an_unreachable_server_fails_calls_with_a_queue_error() -> None:
     with pytest.raises(QueueError, match=r"^MongoDB connection string is not usable") as bad_uri:
         MongoAccess("mongodb://user:secret@:::bad")
     assert "secret" not in str(bad_uri.value)
+
+
+def test_a_job_taken_by_another_jobs_runner_stays_claimable_until_its_own_runner_is_spawned(
+    queues: t.Callable[[str], JobQueue], clock: FakeClock
+) -> None:
+    """GitHub hands job 2 to the runner spawned for job 1: job 1 now waits without one, so job 2's is owed."""
+    router, consumer = queues("router"), queues("consumer")
+    router.enqueue(report(clock, 1))
+    router.enqueue(report(clock, 2))
+    (lease,) = [lease for lease in consumer.claim(["small"], limit=2).leases if lease.job.job_id == 1]
+    consumer.mark_spawned(lease, "ci-small-000000000001")
+    router.enqueue(report(clock, 2, status="in_progress", runner_name="ci-small-000000000001"))
+    held = consumer.get(report(clock, 2).id)
+    assert held is not None and held.status in (JobStatus.QUEUED, JobStatus.CLAIMED) and held.runner_name is None
+    assert consumer.spawned_with("ci-small-000000000001", other_than=held.id) == report(clock, 1).id
+    # A runner spawned for no other job (a min_idle one): the report moves the job on as usual.
+    router.enqueue(report(clock, 3))
+    router.enqueue(report(clock, 3, status="in_progress", runner_name="ci-small-00000000000f"))
+    moved = consumer.get(report(clock, 3).id)
+    assert moved is not None and moved.status is JobStatus.IN_PROGRESS
