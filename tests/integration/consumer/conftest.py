@@ -181,7 +181,9 @@ class ReactiveWorld:
                 invariants.event_line(e) for e in self.sandbox.events() if names & {e.get("name"), e.get("runner_name")}
             ]
             events = self.sandbox.events()
-            registered = {e["name"] for e in events if e["type"] == "runner_register" and e["name"].startswith(CONTROLLER)}
+            registered = {
+                e["name"] for e in events if e["type"] == "runner_register" and e["name"].startswith(CONTROLLER)
+            }
             ran = collections.Counter(e["runner_name"] for e in events if e["type"] == "job_in_progress")
             all_docs = queue.mongo.call("debug", lambda: list(queue._jobs.find({"job_id": {"$in": list(jobs)}})))
             doc_statuses = collections.Counter(d.get("status") for d in all_docs)
