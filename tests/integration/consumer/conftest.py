@@ -33,7 +33,11 @@ from ansible_collections.selfhosted.github_runners.plugins.module_utils._reconci
     Reconciler,
 )
 from tests.chaos import invariants
-from tests.integration.reconcile.conftest import Core, _openstack_env, pool_dict  # noqa: F401 (fixture)
+from tests.integration.reconcile.conftest import (  # pylint: disable=unused-import
+    Core,
+    _openstack_env,  # noqa: F401 (autouse: openstacksdk reads the sandbox's clouds.yaml)
+    pool_dict,
+)
 from tests.integration.sandbox.conftest_github import TEST_CONFIG, unique
 from tests.sandbox.mongo import MongoServer
 

@@ -33,7 +33,11 @@ def test_timer_files_are_written_once_and_private(tmp_path: pathlib.Path) -> Non
     env_file = tmp_path / "etc" / "reconcile.env"
     assert "ExecStart=/usr/bin/flock --nonblock" in service
     assert "selfhosted.github_runners.reconcile -e @" in service
-    assert "NoNewPrivileges=true" in service and "ProtectSystem=strict" in service
+    hardening = (tmp_path / "units" / "github-runners-reconcile.service.d" / "hardening.conf").read_text()
+    assert "NoNewPrivileges=true" not in service  # one hardening for every service: the shared drop-in
+    assert "NoNewPrivileges=true" in hardening and "ProtectSystem=strict" in hardening
+    assert f"ReadWritePaths={tmp_path / 'state'}" in hardening
+    assert "SystemCallFilter=@system-service" in hardening and "~@privileged" not in hardening
     assert "OnUnitInactiveSec=3min" in timer
     assert f'GITHUB_TOKEN="{secret}"' in env_file.read_text()
     assert 'ODD="a \\"quoted\\" \\\\ value"' in env_file.read_text()  # systemd's double-quote escaping
