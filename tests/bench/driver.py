@@ -112,7 +112,7 @@ class Scenario:
 
 
 #: The modules of tests/bench that hold scenarios, in the order they run.
-SCENARIO_MODULES = ("reconcile", "router", "playbook")
+SCENARIO_MODULES = ("reconcile", "router", "reactive", "playbook")
 
 
 def scenarios() -> list[Scenario]:

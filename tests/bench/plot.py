@@ -31,9 +31,9 @@ def plot_latencies(document: t.Mapping[str, t.Any], out_dir: pathlib.Path) -> pa
             shares = [100 * i / (len(points) - 1) for i in range(len(points))]
             axes.plot(shares, points, label=f"{name} (n={entry['count']})")
     axes.set_yscale("log")
-    axes.set_xlabel("deliveries answered within the latency (%)")
+    axes.set_xlabel("deliveries answered or jobs served within the latency (%)")
     axes.set_ylabel("latency (ms, log scale)")
-    axes.set_title(f"Webhook router latency ({document['created'][:10]}, {document['machine']['cpus']} CPUs)")
+    axes.set_title(f"Router and consumer latency ({document['created'][:10]}, {document['machine']['cpus']} CPUs)")
     axes.grid(True, which="both", alpha=0.3)
     axes.legend(fontsize="small")
     figure.tight_layout()

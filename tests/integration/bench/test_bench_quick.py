@@ -24,7 +24,7 @@ def bench(*args: str) -> subprocess.CompletedProcess[str]:
     env.pop("BENCH_QUICK", None)
     return subprocess.run(
         [sys.executable, "-m", "tests.bench", "--quick", *args],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=280, check=False,
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=420, check=False,
     )  # fmt: skip
 
 
@@ -34,7 +34,7 @@ def test_quick_run_writes_results_with_the_call_budget_and_compares_with_a_basel
     document = json.loads((tmp_path / "first.json").read_text())
     assert check_schema(document) == []
     assert document["quick"] is True
-    assert set(document["scenarios"]) == {"steady_sandbox_10", "scale_up", "job_lifecycle", "router"}
+    assert set(document["scenarios"]) == {"steady_sandbox_10", "scale_up", "job_lifecycle", "router", "reactive"}
     figures = document["figures"]
     for name, figure in figures.items():
         assert figure["unit"] and figure["min"] <= figure["median"] <= figure["max"], name
@@ -57,6 +57,11 @@ def test_quick_run_writes_results_with_the_call_budget_and_compares_with_a_basel
     assert median("router.ferretdb.jobs_stored") == 700
     assert median("router.ferretdb.errors") == median("router.memory.errors") == 0
     assert figures["job_lifecycle.github_mutating_calls"]["holds"] is True
+    # Reactive: every job's create request came after its insert; the consumers' memory was read.
+    for variant in ("latency0ms.consumers1", "latency50ms.consumers2"):
+        assert 0 < median(f"reactive.{variant}.p50") <= median(f"reactive.{variant}.p99"), variant
+        assert median(f"reactive.{variant}.burst10.jobs_per_s") > 0, variant
+        assert median(f"reactive.{variant}.consumer_peak_rss") > 0, variant
     assert document["distributions"] and all(len(d["quantiles"]) == 101 for d in document["distributions"].values())
     assert (tmp_path / "plots" / "latency.png").stat().st_size > 0
     assert "reconcile.sandbox.n10.github_calls" in first.stdout  # the table
