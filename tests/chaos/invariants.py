@@ -117,9 +117,7 @@ def job_on_two_runners(events: t.Sequence[Event], start: float) -> t.List[Violat
     ]
 
 
-def vms_of_one_name(
-    events: t.Sequence[Event], start: float, jobs_by_name: t.Mapping[str, int]
-) -> t.List[Violation]:
+def vms_of_one_name(events: t.Sequence[Event], start: float, jobs_by_name: t.Mapping[str, int]) -> t.List[Violation]:
     """Never two live VMs of one name: a job's runner name is derived from its id, so two would be two runners for it.
 
     A VM lives from its `server_create` to the first `server_delete` of its id. `jobs_by_name`
