@@ -117,6 +117,32 @@ def job_on_two_runners(events: t.Sequence[Event], start: float) -> t.List[Violat
     ]
 
 
+def vms_of_one_name(events: t.Sequence[Event], start: float, jobs_by_name: t.Mapping[str, int]) -> t.List[Violation]:
+    """Never two live VMs of one name: a job's runner name is derived from its id, so two would be two runners for it.
+
+    A VM lives from its `server_create` to the first `server_delete` of its id. `jobs_by_name`
+    maps a job's runner names to its id, for the message.
+    """
+    names: t.Dict[str, str] = {}
+    live: t.Dict[str, t.Set[str]] = collections.defaultdict(set)
+    found = []
+    for e in events:
+        if e["type"] == "server_create":
+            name, ident = str(e["name"]), str(e["id"])
+            if live[name]:
+                job = jobs_by_name.get(name)
+                whose = f" (the runner of job {job})" if job is not None else ""
+                message = f"VM {name}{whose} created while {sorted(live[name])[0]} of that name lives"
+                found.append(Violation("one spawned runner per job", message, e["time"], _related(events, start, name)))
+            names[ident] = name
+            live[name].add(ident)
+        elif e["type"] == "server_delete":
+            name_of = names.pop(str(e["id"]), None)
+            if name_of is not None:
+                live[name_of].discard(str(e["id"]))
+    return found
+
+
 def sandbox_errors(events: t.Sequence[Event], start: float) -> t.List[Violation]:
     return [
         Violation(

@@ -6,17 +6,10 @@ scheduled reconcile) or a service started again after a crash (the webhook route
 `Supervisor` runs the replicas of a kind, logs every run to its own files, and kills one
 on request.
 
-Adding a kind (the reactive consumer, say) is one entry in `KINDS`::
-
-    def consumer_command(run, replica, workdir):
-        config = write_consumer_config(workdir, run.mongodb_uri, run.database, run.pools_for_services())
-        return [sys.executable, "-m", CONSUMER_MODULE, "--config", str(config)]
-
-    KINDS["consumer"] = ProcessKind("consumer", replicas=2, oneshot=False, command=consumer_command)
-
-The schedule then kills it like the others (its kills are drawn per kind and replica),
-its logs are scanned for secrets, and the invariants, read from the simulators, cover
-what it does.
+Adding a kind is one entry in `KINDS` (the reactive consumer is one: its command writes
+its configuration with `run.consumer_config`). The schedule then kills it like the others
+(its kills are drawn per kind and replica), its logs are scanned for secrets, and the
+invariants, read from the simulators, cover what it does.
 """
 
 from __future__ import annotations
@@ -36,6 +29,9 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 COLLECTIONS = ROOT / ".venv" / "collections"
 POOL_MODULE = ROOT / "plugins" / "modules" / "github_runner_pool.py"
 ROUTER_MODULE = "ansible_collections.selfhosted.github_runners.plugins.module_utils._reactive.router_service"
+CONSUMER_MODULE = "ansible_collections.selfhosted.github_runners.plugins.module_utils._reactive.consumer_service"
+# Whether the pool module sizes pools for the job queue and backfills it (its `job_queue` options).
+POOL_HAS_JOB_QUEUE = "job_queue_backfill:" in POOL_MODULE.read_text()
 
 Command = t.Callable[[t.Any, int, pathlib.Path], t.List[str]]
 
@@ -62,6 +58,11 @@ def router_command(run: t.Any, replica: int, workdir: pathlib.Path) -> t.List[st
     return [sys.executable, "-m", ROUTER_MODULE, "--config", str(config)]
 
 
+def consumer_command(run: t.Any, replica: int, workdir: pathlib.Path) -> t.List[str]:
+    config = run.consumer_config(replica, workdir)
+    return [sys.executable, "-m", CONSUMER_MODULE, "--config", str(config)]
+
+
 @dataclasses.dataclass(frozen=True)
 class ProcessKind:
     name: str
@@ -74,6 +75,7 @@ class ProcessKind:
 KINDS: t.Dict[str, ProcessKind] = {
     "reconcile": ProcessKind("reconcile", replicas=2, oneshot=True, command=reconcile_command),
     "router": ProcessKind("router", replicas=1, oneshot=False, command=router_command, pause=(0.3, 0.6)),
+    "consumer": ProcessKind("consumer", replicas=2, oneshot=False, command=consumer_command, pause=(0.3, 0.6)),
 }
 
 

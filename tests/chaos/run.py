@@ -31,9 +31,10 @@ import urllib.request
 import pymongo
 import yaml
 
+from ansible_collections.selfhosted.github_runners.plugins.module_utils._identity import reactive_runner_name
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._reactive.queue import claim_is_live
 from tests.chaos import invariants
-from tests.chaos.processes import KINDS, ProcessKind, Supervisor, python_env, reconcile_command
+from tests.chaos.processes import KINDS, POOL_HAS_JOB_QUEUE, ProcessKind, Supervisor, python_env, reconcile_command
 from tests.chaos.schedule import FAULT_KINDS, Knobs, Step, make_schedule
 from tests.sandbox import launcher
 
@@ -43,6 +44,9 @@ ROUTER_SECRET = "chaos-router-webhook-secret-" + "x" * 8
 BOOTSTRAP_TIMEOUT = 8
 CLIENT_TIMEOUT = 4  # seconds, GitHub and OpenStack clients of the reconcile
 LOCK_TTL = 10  # the shortest the module allows: a killed reconcile blocks its pools this long
+CONSUMER_LEASE_TTL = 10  # the shortest the consumer allows: a killed consumer's jobs wait this long
+# The reconcile leaves a queued job to the consumers this long: above their spawn time with retries.
+JOB_QUEUE_GRACE = 15
 BASE_POOLS: t.Tuple[t.Dict[str, t.Any], ...] = (
     {
         "name": "a",
@@ -107,6 +111,7 @@ class Result:
     fired: t.Dict[str, int]  # times the sandbox's faults of each kind took effect (timed and config ones: not counted)
     kills: t.Dict[str, int]
     process_runs: t.Dict[str, int]
+    reactive_spawns: int  # VMs created under a job's runner name (by a consumer)
     activity_seconds: float
     total_seconds: float
     violations: t.List[invariants.Violation]
@@ -125,6 +130,7 @@ class Result:
             "kills": dict(sorted(self.kills.items())),
             "kill_total": sum(self.kills.values()),
             "process_runs": dict(sorted(self.process_runs.items())),
+            "reactive_spawns": self.reactive_spawns,
             "violations": len(self.violations),
         }
 
@@ -179,6 +185,7 @@ class ChaosRun:
         self.fired: collections.Counter[str] = collections.Counter()
         self._current_kind = ""
         self.events: t.List[t.Dict[str, t.Any]] = []
+        self.job_names: t.Dict[int, t.List[str]] = {}
         self.start = 0.0
         self.env: t.Dict[str, str] = {}
         self.control: Control
@@ -209,11 +216,20 @@ class ChaosRun:
             "lock_ttl": LOCK_TTL,
             "lock_timeout": LOCK_TTL + 5,
             "prune_unlisted_pools": True,
-            # Without webhooks (the consumer is not part of the runs yet) jobs beyond min_idle are
-            # seen by counting GitHub's queued jobs; once the reconcile backfills the queue, that too.
-            "count_queued_jobs": self.mode == "present",
+            **self._queue_args(),
             "pools": self.current_pools(),
         }
+
+    def _queue_args(self) -> t.Dict[str, t.Any]:
+        """How the reconcile learns of jobs beyond min_idle: the job queue, backfilled for dropped webhooks.
+
+        A pool module without the queue options counts GitHub's queued jobs instead.
+        """
+        if self.mode != "present":
+            return {}
+        if not POOL_HAS_JOB_QUEUE:
+            return {"count_queued_jobs": True}
+        return {"job_queue": True, "job_queue_backfill": True, "job_queue_grace": JOB_QUEUE_GRACE}
 
     def router_config(self, replica: int, workdir: pathlib.Path) -> pathlib.Path:
         secret_file = workdir / "webhook-secret"
@@ -230,6 +246,36 @@ class ChaosRun:
             "log": {"format": "json", "level": "info"},
         }
         path = workdir / "router.yml"
+        path.write_text(yaml.safe_dump(config))
+        return path
+
+    def consumer_config(self, replica: int, workdir: pathlib.Path) -> pathlib.Path:
+        """The consumer's file as its role writes it: the reconciles' pools, database and leases."""
+        token_file = workdir / "github-token"
+        uri_file = workdir / "mongodb-uri"
+        for path, value in ((token_file, self.env["GITHUB_TOKEN"]), (uri_file, self.mongodb_uri)):
+            path.write_text(value + "\n")
+            path.chmod(0o600)
+        config = {
+            "controller_id": CONTROLLER_ID,
+            "pools": self.current_pools(),  # as the operator's configuration is when the service (re)starts
+            "github": {"api_url": self.env["GITHUB_API_URL"], "token_file": str(token_file), "timeout": CLIENT_TIMEOUT},
+            "openstack": {"cloud": "sandbox", "api_timeout": CLIENT_TIMEOUT},
+            "mongodb": {"uri_file": str(uri_file), "database": DATABASE, "timeout": 3},
+            "consumer": {
+                "concurrency": 4,
+                "poll_interval": 0.1,
+                "lease_ttl": CONSUMER_LEASE_TTL,
+                "retry_delay": 0.5,
+                "retry_delay_max": 2,
+                "lock_ttl": LOCK_TTL,
+                "lock_timeout": LOCK_TTL + 5,
+                "shutdown_timeout": 5,
+            },
+            "metrics": {"port": 0},
+            "log": {"format": "json", "level": "info"},
+        }
+        path = workdir / "consumer.yml"
         path.write_text(yaml.safe_dump(config))
         return path
 
@@ -323,6 +369,7 @@ class ChaosRun:
             fired=dict(self.fired),
             kills=dict(self.kills),
             process_runs={name: len(sup.records) for name, sup in supervisors.items()},
+            reactive_spawns=self._reactive_spawns(final),
             activity_seconds=activity,
             total_seconds=time.monotonic() - began,
             violations=sorted(self.violations.values(), key=lambda v: (v.invariant, v.message)),
@@ -476,6 +523,7 @@ class ChaosRun:
         self._fetch_events()
         self._add(invariants.busy_deletions(self.events, self.start))
         self._add(invariants.job_on_two_runners(self.events, self.start))
+        self._add(invariants.vms_of_one_name(self.events, self.start, self._jobs_by_name(state)))
         self._add(invariants.sandbox_errors(self.events, self.start))
         self._add(
             invariants.over_max_runners(
@@ -483,12 +531,24 @@ class ChaosRun:
             )
         )
 
+    def _jobs_by_name(self, state: t.Mapping[str, t.Any]) -> t.Dict[str, int]:
+        """The runner name a consumer gives each job's runner, in each pool, mapped to the job's id."""
+        for job in state["github"]["jobs"]:
+            job_id = int(job["id"])
+            if job_id not in self.job_names:
+                self.job_names[job_id] = [reactive_runner_name(CONTROLLER_ID, p["name"], job_id) for p in BASE_POOLS]
+        return {name: job_id for job_id, names in self.job_names.items() for name in names}
+
     def _check_loop(self, stop: threading.Event) -> None:
         while not stop.wait(1.0):
             try:
                 self._check_continuous(self.control.call("GET", "/state"))
             except (OSError, urllib.error.URLError) as exc:
                 self.echo(f"chaos: check skipped: {exc}")
+
+    def _reactive_spawns(self, state: t.Mapping[str, t.Any]) -> int:
+        names = self._jobs_by_name(state)
+        return sum(1 for e in self.events if e["type"] == "server_create" and e["name"] in names)
 
     def _drain(self, timeout: float) -> None:
         """Wait until no job is queued or running (the processes keep going meanwhile)."""

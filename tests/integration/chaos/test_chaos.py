@@ -1,8 +1,8 @@
 """A short chaos run in every test run: the same harness as `make chaos`, on a fixed seed.
 
-Jobs arrive, two reconciles and the router run and are SIGKILLed, and every fault kind is
-injected at least once; every invariant must hold (see tests/chaos). CHAOS_SEED picks
-another schedule.
+Jobs arrive, two reconciles, two consumers and the router run and are SIGKILLed, and every
+fault kind is injected at least once; every invariant must hold (see tests/chaos).
+CHAOS_SEED picks another schedule.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ def test_a_short_chaos_run_keeps_every_promise(tmp_path: pathlib.Path) -> None:
     assert result.violations == [], report
     assert set(result.faults) == set(FAULT_KINDS), report
     assert result.jobs > 0 and result.process_runs["reconcile"] > 2, report
+    assert result.process_runs["consumer"] >= 2 and result.reactive_spawns > 0, report
     assert sum(result.kills.values()) > 0, report
 
 
@@ -34,7 +35,9 @@ class _ForcedReconciles(ChaosRun):
     def module_args(self) -> dict[str, t.Any]:
         args = super().module_args()
         if self.mode == "present":
-            args.update(state="flushed", force=True, count_queued_jobs=False)
+            for key in ("job_queue", "job_queue_backfill", "job_queue_grace", "count_queued_jobs"):
+                args.pop(key, None)
+            args.update(state="flushed", force=True)
         return args
 
 

@@ -79,6 +79,24 @@ def test_alive_runners_count_building_booting_and_busy_but_not_lost_exited_or_de
     assert invariants.over_max_runners(state, "c", {"a": 2}, 60, created + 61, [], START) == []
 
 
+def test_a_second_live_vm_of_a_jobs_runner_name_is_found_and_a_respawn_after_its_delete_is_not() -> None:
+    name = "c-a-0000000000aa"
+    events = [
+        ev(1, "server_create", id="s1", name=name),
+        ev(2, "server_create", id="s2", name=name),  # s1 still lives: a second runner for the job
+        ev(3, "server_delete", id="s1", name=name, status="ACTIVE", runner_busy=False),
+        ev(4, "server_delete", id="s1", name=name, cloud="sandbox", runner_busy=False),  # GitHub's view of it
+        ev(5, "server_delete", id="s2", name=name, status="ERROR", runner_busy=False),
+        ev(6, "server_create", id="s3", name=name),  # a retry once the others are gone
+        ev(7, "server_create", id="s4", name="c-a-0000000000bb"),
+    ]
+    found = invariants.vms_of_one_name(events, START, {name: 42})
+    assert [v.message for v in found] == [f"VM {name} (the runner of job 42) created while s1 of that name lives"]
+    assert [line.split()[3] for line in found[0].trace][:3] == ["server_create", "server_create", "server_delete"]
+    assert found[0].at == START + 2
+    assert invariants.vms_of_one_name(events[2:], START, {}) == []
+
+
 def test_a_job_on_two_runners_and_a_job_never_run_are_found() -> None:
     events = [
         ev(1, "job_queued", job_id=5),
@@ -156,6 +174,7 @@ def test_a_failing_run_reports_its_seed_and_the_trace_of_each_violation() -> Non
         fired={"hang": 1},
         kills={},
         process_runs={},
+        reactive_spawns=0,
         activity_seconds=1.0,
         total_seconds=2.0,
         violations=[violation],
