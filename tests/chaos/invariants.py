@@ -120,8 +120,11 @@ def job_on_two_runners(events: t.Sequence[Event], start: float) -> t.List[Violat
 def vms_of_one_name(events: t.Sequence[Event], start: float, jobs_by_name: t.Mapping[str, int]) -> t.List[Violation]:
     """Never two live VMs of one name: a job's runner name is derived from its id, so two would be two runners for it.
 
-    A VM lives from its `server_create` to the first `server_delete` of its id. `jobs_by_name`
-    maps a job's runner names to its id, for the message.
+    A VM lives from its `server_create` until its runner powered it off (`server_power_off`,
+    after its job), it failed (`server_error`) or it was deleted (`server_delete`): a VM in any
+    of those can run no runner. A job whose runner took another job is owed a runner again,
+    and its retry may make a new VM of the same name beside the old one powered off.
+    `jobs_by_name` maps a job's runner names to its id, for the message.
     """
     names: t.Dict[str, str] = {}
     live: t.Dict[str, t.Set[str]] = collections.defaultdict(set)
@@ -136,7 +139,7 @@ def vms_of_one_name(events: t.Sequence[Event], start: float, jobs_by_name: t.Map
                 found.append(Violation("one spawned runner per job", message, e["time"], _related(events, start, name)))
             names[ident] = name
             live[name].add(ident)
-        elif e["type"] == "server_delete":
+        elif e["type"] in ("server_delete", "server_power_off", "server_error"):
             name_of = names.pop(str(e["id"]), None)
             if name_of is not None:
                 live[name_of].discard(str(e["id"]))

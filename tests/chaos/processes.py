@@ -31,7 +31,6 @@ POOL_MODULE = ROOT / "plugins" / "modules" / "github_runner_pool.py"
 ROUTER_MODULE = "ansible_collections.selfhosted.github_runners.plugins.module_utils._reactive.router_service"
 CONSUMER_MODULE = "ansible_collections.selfhosted.github_runners.plugins.module_utils._reactive.consumer_service"
 # Whether the pool module sizes pools for the job queue and backfills it (its `job_queue` options).
-POOL_HAS_JOB_QUEUE = "job_queue_backfill:" in POOL_MODULE.read_text()
 
 Command = t.Callable[[t.Any, int, pathlib.Path], t.List[str]]
 

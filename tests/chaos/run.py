@@ -34,7 +34,7 @@ import yaml
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._identity import reactive_runner_name
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._reactive.queue import claim_is_live
 from tests.chaos import invariants
-from tests.chaos.processes import KINDS, POOL_HAS_JOB_QUEUE, ProcessKind, Supervisor, python_env, reconcile_command
+from tests.chaos.processes import KINDS, ProcessKind, Supervisor, python_env, reconcile_command
 from tests.chaos.schedule import FAULT_KINDS, Knobs, Step, make_schedule
 from tests.sandbox import launcher
 
@@ -227,8 +227,6 @@ class ChaosRun:
         """
         if self.mode != "present":
             return {}
-        if not POOL_HAS_JOB_QUEUE:
-            return {"count_queued_jobs": True}
         return {"job_queue": True, "job_queue_backfill": True, "job_queue_grace": JOB_QUEUE_GRACE}
 
     def router_config(self, replica: int, workdir: pathlib.Path) -> pathlib.Path:

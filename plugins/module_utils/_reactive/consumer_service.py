@@ -250,7 +250,11 @@ def main(argv: t.Optional[t.Sequence[str]] = None) -> int:
         return 1
     signal.signal(signal.SIGTERM, service.request_stop)
     signal.signal(signal.SIGINT, service.request_stop)
-    return service.run()
+    try:
+        return service.run()
+    except RunnerError as exc:  # MongoDB unreachable at start: systemd restarts the service
+        LOGGER.error("stopped: %s", exc)
+        return 1
 
 
 if __name__ == "__main__":

@@ -91,17 +91,8 @@ def test_sigkill_at_random_points_loses_no_job(world: ReactiveWorld, tmp_path: t
         process.wait(timeout=60)
     events = world.sandbox.events()
     assert invariants.job_on_two_runners(events, 0.0) == []
-    # A job's runner name is derived from the job: two VMs of that name at once would be two runners for it.
-    alive: collections.Counter[str] = collections.Counter()
-    for event in events:
-        name = event.get("name", "")
-        if not name.startswith(f"{CONTROLLER}-{pool['name']}-"):
-            continue
-        if event["type"] == "server_create":
-            alive[name] += 1
-            assert alive[name] == 1, [invariants.event_line(e) for e in events if e.get("name") == name]
-        elif event["type"] == "server_delete":
-            alive[name] -= 1
+    # A job's runner name is derived from the job: two live VMs of that name at once would be two runners for it.
+    assert invariants.vms_of_one_name(events, 0.0, {}) == []
     world.core.wait_for("no VM left", lambda: not world.core.servers(pool["name"]), timeout=300)
     world.core.wait_for("no runner left", lambda: not world.core.runners(pool["name"]), timeout=300)
 

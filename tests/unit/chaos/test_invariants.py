@@ -187,3 +187,16 @@ def test_a_failing_run_reports_its_seed_and_the_trace_of_each_violation() -> Non
     assert "run: t+   1.00s fault hang" in report
     assert "SIGKILL reconcile[0]" not in report  # after the violation: not part of its trace
     assert "fault kinds not injected:" in report
+
+
+def test_a_respawn_beside_a_vm_its_runner_powered_off_is_no_second_runner() -> None:
+    """The job's first runner took another job and powered its VM off: the job is owed a runner again."""
+    name = "c-a-0000000000cc"
+    events = [
+        ev(1, "server_create", id="s1", name=name),
+        ev(2, "server_power_off", id="s1", name=name),
+        ev(3, "server_create", id="s2", name=name),
+        ev(4, "server_create", id="s3", name=name),  # s2 still runs: this one is a second runner
+    ]
+    found = invariants.vms_of_one_name(events, START, {})
+    assert [v.message for v in found] == [f"VM {name} created while s2 of that name lives"]
