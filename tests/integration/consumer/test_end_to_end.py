@@ -37,7 +37,7 @@ def test_jobs_queued_in_github_are_served_by_reactive_runners_and_nothing_remain
                 "/jobs", {"repository": world.repository, "labels": pool["labels"], "count": 20, "duration": 0.3}
             )
             ids = [int(job["id"]) for job in answer["jobs"]]
-            world.wait_completed(ids, timeout=120)
+            world.wait_completed(ids, timeout=300)
         finally:
             world.sandbox.control.delete(f"/webhooks/{hook}")
             consumer.signal(signal.SIGTERM)
