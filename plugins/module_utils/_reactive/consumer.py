@@ -87,7 +87,8 @@ class ConsumerOptions:
     controller_id: str
     api_host: str  # the GitHub API host this consumer's credentials belong to
     concurrency: int = 8  # jobs being served at once
-    poll_interval: float = 0.25  # seconds between claims while nothing is claimable
+    poll_interval: float = 0.25  # seconds between claims while nothing is claimable and no doorbell rang
+    doorbell: bool = True  # listen for the queue's wake-ups (claim as soon as a job is queued)
     max_attempts: int = 5
     lock_timeout: float = 30.0
 
@@ -131,6 +132,7 @@ class Consumer:
         self._active: t.Set[int] = set()  # id() of the works being served: the slots taken
         self._guard = threading.Lock()
         self._stopping = threading.Event()
+        self._wake = threading.Event()  # set: claim now (a job was queued, or a slot freed)
         # Batches wait on the calls they hand out: two executors, so that they never wait on themselves.
         self._batches = concurrent.futures.ThreadPoolExecutor(
             max_workers=len(self.pools), thread_name_prefix="ghr-consumer-pool"
@@ -149,20 +151,36 @@ class Consumer:
             daemon=True,
         )
         heartbeat.start()
+        listener: t.Optional[threading.Thread] = None
+        if self.options.doorbell:
+            listener = threading.Thread(
+                target=self.queue.doorbell.listen,
+                args=(list(self.pools), self.wake, stop),
+                name="ghr-consumer-doorbell",
+                daemon=True,
+            )
+            listener.start()
         try:
             while not stop.is_set():
+                self._wake.clear()  # before the claim: a wake-up during it makes the next one immediate
                 try:
                     claimed = self.serve_once()
                 except RunnerError as exc:  # the queue is unreachable: retry after a poll
                     log.warning("claiming failed: %s", exc)
                     claimed = 0
                 if not claimed:
-                    stop.wait(self.options.poll_interval)
+                    self._wake.wait(self.options.poll_interval)
         finally:
             self._stopping.set()
             self._batches.shutdown(wait=True)
             self._calls.shutdown(wait=True)
             heartbeat.join(timeout=1)
+            if listener is not None:
+                listener.join(timeout=1)
+
+    def wake(self) -> None:
+        """Claim now instead of after the poll interval (thread-safe)."""
+        self._wake.set()
 
     def serve_once(self) -> int:
         """One claim round: the number of jobs claimed (their serving goes on in threads)."""
@@ -204,10 +222,13 @@ class Consumer:
                     self._held.pop(lease.claim_id, None)
 
     def _done(self, work: _Work) -> None:
-        """The work's slot is free again (idempotent)."""
+        """The work's slot is free again (idempotent); the next claim need not wait for the poll."""
         with self._guard:
+            freed = id(work) in self._active
             self._active.discard(id(work))
             self._held.pop(work.lease.claim_id, None)
+        if freed:
+            self.wake()
 
     def _still_held(self, work: _Work) -> bool:
         with self._guard:

@@ -33,6 +33,7 @@ The file (every key optional except controller_id, pools, the GitHub credentials
     consumer:
       concurrency: 8
       poll_interval: 0.25
+      doorbell: true
       lease_ttl: 120
       max_attempts: 5
       retry_delay: 5
@@ -132,6 +133,7 @@ _CONSUMER_KEYS = frozenset(
     {
         "concurrency",
         "poll_interval",
+        "doorbell",
         "lease_ttl",
         "max_attempts",
         "retry_delay",
@@ -173,6 +175,7 @@ class ConsumerSettings:
     mongodb_timeout: float = DEFAULT_SERVER_TIMEOUT
     concurrency: int = 8
     poll_interval: float = 0.25
+    doorbell: bool = True
     lease_ttl: float = 120.0
     max_attempts: int = 5
     retry_delay: float = 5.0
@@ -249,6 +252,7 @@ def parse_settings(
         mongodb_timeout=seconds(mongodb.get("timeout", DEFAULT_SERVER_TIMEOUT), "mongodb.timeout", 0.1, 30.0),
         concurrency=integer(consumer.get("concurrency", 8), "consumer.concurrency", 1, 64),
         poll_interval=seconds(consumer.get("poll_interval", 0.25), "consumer.poll_interval", 0.01, 60.0),
+        doorbell=boolean(consumer.get("doorbell", True), "consumer.doorbell"),
         lease_ttl=seconds(consumer.get("lease_ttl", 120.0), "consumer.lease_ttl", 10.0, 3600.0),
         max_attempts=integer(consumer.get("max_attempts", 5), "consumer.max_attempts", 1, 100),
         retry_delay=retry_delay,

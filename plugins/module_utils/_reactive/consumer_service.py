@@ -101,6 +101,7 @@ class Service:
                 api_host=api_host_of(settings.github.api_url),
                 concurrency=settings.concurrency,
                 poll_interval=settings.poll_interval,
+                doorbell=settings.doorbell,
                 max_attempts=settings.max_attempts,
                 lock_timeout=settings.lock_timeout,
             ),
@@ -152,6 +153,7 @@ class Service:
             return
         LOGGER.info("%s: no new claims; finishing the spawns under way", signal.Signals(signum).name)
         self.stop.set()
+        self.consumer.wake()  # out of the poll's wait now
         threading.Thread(target=self._abandon_after_timeout, name="ghr-consumer-shutdown", daemon=True).start()
 
     def _abandon_after_timeout(self) -> None:

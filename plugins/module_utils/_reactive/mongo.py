@@ -57,6 +57,7 @@ class MongoAccess:
             raise ValueError("server_timeout must be positive")
         self.server_timeout = server_timeout
         self._owned = isinstance(client_or_uri, str)
+        self.uri: t.Optional[str] = client_or_uri if self._owned else None  # for clients of their own (the doorbell)
         if self._owned:
             ms = int(server_timeout * 1000)
             try:

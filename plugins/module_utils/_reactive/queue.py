@@ -17,8 +17,9 @@ The API a consumer builds on::
     renewed.held, renewed.lost                      # stop working on what was lost
     queue.expire_leases()                           # crashed claimers' jobs back to queued
 
-The router and backfills call `enqueue(job)`; the info module calls `depth()`; the reconcile
-calls `unserved()` to size pools for the jobs no consumer served.
+The router and backfills call `enqueue(job)`, which also rings the doorbell (`doorbell.py`) for a
+newly queued job; the info module calls `depth()`; the reconcile calls `unserved()` to size pools
+for the jobs no consumer served.
 
 **Exclusivity rests on unique `_id` inserts only.** A claim is the insert of the document
 ``{_id: "<job id>#<attempt>"}`` into `claims`: of any number of contenders for attempt n
@@ -42,11 +43,16 @@ import dataclasses
 import datetime
 import enum
 import functools
+import logging
 import random
 import typing as t
 
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._errors import QueueError
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._lock import default_owner
+from ansible_collections.selfhosted.github_runners.plugins.module_utils._reactive.doorbell import (
+    DEFAULT_COLLECTION as DEFAULT_WAKEUPS_COLLECTION,
+)
+from ansible_collections.selfhosted.github_runners.plugins.module_utils._reactive.doorbell import Doorbell
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._reactive.job import (
     REPORTED_STATUSES,
     Job,
@@ -64,6 +70,8 @@ from ansible_collections.selfhosted.github_runners.plugins.module_utils._reactiv
     utc_now,
 )
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._retry import backoff
+
+log = logging.getLogger("selfhosted.github_runners.queue")
 
 DEFAULT_JOBS_COLLECTION = "jobs"
 DEFAULT_CLAIMS_COLLECTION = "claims"
@@ -186,6 +194,7 @@ class JobQueue:
         database: str = DEFAULT_DATABASE,
         jobs_collection: str = DEFAULT_JOBS_COLLECTION,
         claims_collection: str = DEFAULT_CLAIMS_COLLECTION,
+        wakeups_collection: str = DEFAULT_WAKEUPS_COLLECTION,
         owner: t.Optional[str] = None,
         lease_ttl: float = DEFAULT_LEASE_TTL,
         backoff_base: float = 5.0,
@@ -207,6 +216,7 @@ class JobQueue:
         self._claims_name = f"{database}.{claims_collection}"
         self._jobs = mongo.collection(database, jobs_collection)
         self._claims = mongo.collection(database, claims_collection)
+        self.doorbell = Doorbell(mongo, database, wakeups_collection)
 
     def _now(self) -> datetime.datetime:
         return to_stored_time(self.clock())
@@ -225,6 +235,10 @@ class JobQueue:
             self._claims.create_index([("job", 1), ("attempt", -1)], name="job_attempt")
 
         self.mongo.call(f"creating the indexes of {self._jobs_name} and {self._claims_name}", create)
+        try:
+            self.doorbell.ensure()
+        except QueueError as exc:  # the doorbell only hurries the consumers; polling serves without it
+            log.warning("%s; consumers find queued jobs by polling alone", exc)
 
     # Reports -------------------------------------------------------------------------------
     def enqueue(self, job: Job) -> EnqueueOutcome:
@@ -234,9 +248,16 @@ class JobQueue:
         only if the stored status is still the one it read, so on MongoDB two concurrent
         reports never move a status backwards; a document under the job's id that is not a
         valid job is replaced by the report.
+        A job stored as queued rings the doorbell, so that idle consumers claim it at once.
         """
         if job.status not in REPORTED_STATUSES:
             raise QueueError(f"job {job.id}: status {job.status.value!r} cannot be enqueued, only reported ones")
+        outcome = self._upsert(job)
+        if job.status is JobStatus.QUEUED and outcome is not EnqueueOutcome.UNCHANGED:
+            self.doorbell.ring(job.pool)
+        return outcome
+
+    def _upsert(self, job: Job) -> EnqueueOutcome:
 
         def upsert() -> EnqueueOutcome:
             for _round in range(_MAX_MERGE_ROUNDS):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import typing as t
 
 import pytest
@@ -73,3 +74,20 @@ def test_consumers_side_by_side_with_the_reconcile(world: ReactiveWorld, consume
     assert_one_runner_per_job(world, pool, 40)
     # Freshly spawned runners are neither orphans nor failed nor scaled down by the reconcile.
     assert not [d for d in world.deletions if d[0] in ("orphan", "failed", "scale_down")], world.deletions
+
+
+@pytest.mark.parametrize("doorbell", [True, False])
+def test_a_queued_job_is_claimed_without_waiting_for_the_poll(world: ReactiveWorld, doorbell: bool) -> None:
+    """With the doorbell, a minute-long poll does not delay a job; without it, the poll alone serves."""
+    pool = world.pool(max_runners=5)
+    poll = 60.0 if doorbell else 0.5
+    world.start_consumer([pool], poll_interval=poll, doorbell=doorbell)
+    # The first job may be claimed by the consumer's first round; once it is spawned, the consumer
+    # has claimed again, found nothing and waits for the poll (or a wake-up).
+    world.enqueue(pool, 1, duration=60)
+    world.core.wait_for("the first runner", lambda: len(world.creates_per_name(pool)) == 1, timeout=60)
+    time.sleep(2.0)
+    world.enqueue(pool, 1, duration=60)
+    # Well under the 60 s poll: only a wake-up gets the second job its runner in time.
+    world.core.wait_for("the second runner", lambda: len(world.creates_per_name(pool)) == 2, timeout=30)
+    assert not world.errors, world.errors

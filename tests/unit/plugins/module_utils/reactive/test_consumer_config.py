@@ -93,7 +93,7 @@ def test_defaults_and_secrets_from_files(files: dict[str, pathlib.Path]) -> None
         60,
         30,
     )
-    assert (settings.drain_kombu_messages, settings.shutdown_timeout) == (False, 10)
+    assert (settings.drain_kombu_messages, settings.shutdown_timeout, settings.doorbell) == (False, 10, True)
     assert (settings.metrics_host, settings.metrics_port, settings.log_format, settings.log_level) == (
         "127.0.0.1",
         9464,
@@ -148,6 +148,7 @@ def test_every_key_of_a_yaml_file(files: dict[str, pathlib.Path], tmp_path: path
             "lock_timeout": 1,
             "drain_kombu_messages": True,
             "shutdown_timeout": 0,
+            "doorbell": False,
         },
         metrics={"host": "::1", "port": 0},
         log={"format": "JSON", "level": "debug"},
@@ -186,7 +187,7 @@ def test_every_key_of_a_yaml_file(files: dict[str, pathlib.Path], tmp_path: path
         1,
     )
     assert (settings.retry_delay, settings.retry_delay_max, settings.lock_ttl, settings.lock_timeout) == (0, 0, 3600, 1)
-    assert (settings.drain_kombu_messages, settings.shutdown_timeout) == (True, 0.0)
+    assert (settings.drain_kombu_messages, settings.shutdown_timeout, settings.doorbell) == (True, 0.0, False)
     assert (settings.metrics_host, settings.metrics_port, settings.log_format, settings.log_level) == (
         "::1",
         0,
