@@ -75,11 +75,13 @@ from ansible_collections.selfhosted.github_runners.plugins.module_utils._report 
     scope_changed,
 )
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._state import (
+    CENSUS_KEY,
     RunnerHistory,
     derive_states,
     in_flight_spawns,
     observe,
     record_created,
+    without_census,
 )
 
 if t.TYPE_CHECKING:  # the reactive path (pymongo) only where a queue is configured
@@ -402,6 +404,11 @@ class Reconciler:
         if options.check_mode:
             execution = executor.preview(pool, plan)
         else:
+            if plan.create and CENSUS_KEY in state:
+                # The consumers' census would not know of the servers made now, even if this run
+                # stopped before its state is saved: it goes before the first of them.
+                state = without_census(state)
+                lock.save_state(state)
             execution = executor.execute(pool, plan)
             history = record_created(history, execution.created, now)
             backoff = after_failures(backoff, execution.create_failures, now, rng=self.rng, **delays)

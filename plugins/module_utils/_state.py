@@ -293,3 +293,46 @@ def with_in_flight(
     reserved = dict(in_flight_spawns(state, now, timing))
     reserved.update({name: now for name in names})
     return {**state, IN_FLIGHT_KEY: _format_all(reserved)}
+
+
+# The consumer's census -----------------------------------------------------------------------
+#: Where the pool's state keeps the consumer's last server count: {"at": when, "names": [...]}.
+CENSUS_KEY = "census"
+#: How long a census stands in for a server listing; never longer than half the registration grace,
+#: so that every spawn reserved since it was taken is still counted as in flight.
+CENSUS_TTL = 10.0
+#: A census dated further ahead than this (another host's clock) is not trusted.
+_CENSUS_SKEW = 2.0
+
+
+def fresh_census(
+    state: t.Mapping[str, t.Any], now: datetime.datetime, timing: PoolTiming
+) -> t.Optional[t.FrozenSet[str]]:
+    """The names of the pool's servers that may run, as the last consumer counted them; None when stale.
+
+    A census stands in for the server listing a consumer needs to count the pool against
+    `max_runners`. It can only count too many: servers deleted since are still in it, and
+    servers created since are either reservations in flight (counted beside it) or the
+    reconcile's, which drops the census before it creates anything.
+    """
+    census = state.get(CENSUS_KEY)
+    if not isinstance(census, t.Mapping):
+        return None
+    at = parse_timestamp(census.get("at"))
+    names = census.get("names")
+    if at is None or not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        return None
+    age = (now - at).total_seconds()
+    if age < -_CENSUS_SKEW or age >= min(CENSUS_TTL, timing.registration_grace / 2):
+        return None
+    return frozenset(names)
+
+
+def with_census(state: t.Mapping[str, t.Any], names: t.Iterable[str], now: datetime.datetime) -> t.Dict[str, t.Any]:
+    """The pool's state with a census of `names` taken at `now` (from a server listing)."""
+    return {**state, CENSUS_KEY: {"at": format_timestamp(now), "names": sorted(set(names))}}
+
+
+def without_census(state: t.Mapping[str, t.Any]) -> t.Dict[str, t.Any]:
+    """The pool's state for a holder that creates servers the census does not know of."""
+    return {key: value for key, value in state.items() if key != CENSUS_KEY}

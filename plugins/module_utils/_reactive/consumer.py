@@ -58,7 +58,12 @@ from ansible_collections.selfhosted.github_runners.plugins.module_utils._reactiv
     LeaseLostError,
 )
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._reconcile import LockFactory
-from ansible_collections.selfhosted.github_runners.plugins.module_utils._state import in_flight_spawns, with_in_flight
+from ansible_collections.selfhosted.github_runners.plugins.module_utils._state import (
+    fresh_census,
+    in_flight_spawns,
+    with_census,
+    with_in_flight,
+)
 
 log = logging.getLogger("selfhosted.github_runners.consumer")
 
@@ -321,13 +326,10 @@ class Consumer:
                             kind="backoff",
                         )
                     return []
-                servers = [
-                    vm
-                    for vm in self.cloud.list_servers(self.options.controller_id, pool.name)
-                    if owns_name(self.options.controller_id, pool.name, vm.name)
-                ]
-                running = {vm.name for vm in servers if vm.may_run}
                 in_flight = in_flight_spawns(state, now, pool.timing)
+                census = fresh_census(state, now, pool.timing)
+                listed = census is None or not census_suffices(census, in_flight, [w.name for w in works], pool)
+                running = self._running(pool) if listed else t.cast(t.FrozenSet[str], census)
                 room = pool.max_runners - len(running) - len(set(in_flight) - running)
                 reserved: t.List[_Work] = []
                 for work in works:
@@ -346,8 +348,9 @@ class Consumer:
                         self._release(
                             pool, work, f"pool {pool.name} is at max_runners ({pool.max_runners})", kind="max_runners"
                         )
-                if reserved:
-                    lock.save_state(with_in_flight(state, [w.name for w in reserved], now, pool.timing))
+                if reserved or listed:
+                    state = with_in_flight(state, [w.name for w in reserved], now, pool.timing)
+                    lock.save_state(with_census(state, running, now) if listed else state)
                 return reserved
         except (LockError, RunnerError) as exc:
             for work in works:
@@ -356,6 +359,14 @@ class Consumer:
                 else:
                     self._done(work)
             return []
+
+    def _running(self, pool: PoolSpec) -> t.FrozenSet[str]:
+        """The names of the pool's servers that may run, from a server listing."""
+        return frozenset(
+            vm.name
+            for vm in self.cloud.list_servers(self.options.controller_id, pool.name)
+            if vm.may_run and owns_name(self.options.controller_id, pool.name, vm.name)
+        )
 
     def _spawn_and_finish(self, pool: PoolSpec, work: _Work) -> None:
         try:
@@ -426,6 +437,19 @@ class Consumer:
     def _settle(self, pool: PoolSpec, work: _Work, status: JobStatus, runner: t.Optional[str]) -> None:
         if self._finish(work, "reported", lambda: self.queue.mark_reported(work.lease, status, runner)):
             self.events.reported(pool.name, status.value)
+
+
+def census_suffices(
+    census: t.AbstractSet[str], in_flight: t.Mapping[str, object], names: t.Sequence[str], pool: PoolSpec
+) -> bool:
+    """Whether the pool's census may stand in for a server listing for a batch of runner `names`.
+
+    A census is only ever used to count, and only counts too many (see `fresh_census`): it
+    stands in when it leaves room for the whole batch and names none of its runners. A batch
+    that would fill the pool, or whose runner may exist already, is decided on a listing.
+    """
+    counted = set(census) | set(in_flight)
+    return pool.max_runners - len(counted) >= len(names) and not counted.intersection(names)
 
 
 def unservable(

@@ -47,7 +47,8 @@ def test_each_job_gets_one_runner_and_nothing_is_left(world: ReactiveWorld) -> N
 
 @pytest.mark.timeout(1200)
 def test_200_jobs_never_exceed_max_runners_and_all_run(world: ReactiveWorld) -> None:
-    pool = world.pool(max_runners=50, bootstrap_timeout=120)
+    # A registration grace long enough for the consumer's census to count between listings.
+    pool = world.pool(max_runners=50, bootstrap_timeout=120, registration_grace=20)
     breaches: list[str] = []
     world.watch_max_runners([pool], breaches)
     world.start_reconcile([pool], interval=1.0)
@@ -62,7 +63,7 @@ def test_200_jobs_never_exceed_max_runners_and_all_run(world: ReactiveWorld) -> 
 @pytest.mark.timeout(900)
 @pytest.mark.parametrize("consumers", [2, 4])
 def test_consumers_side_by_side_with_the_reconcile(world: ReactiveWorld, consumers: int) -> None:
-    pool = world.pool(max_runners=10, bootstrap_timeout=120)
+    pool = world.pool(max_runners=10, bootstrap_timeout=120, registration_grace=20)
     breaches: list[str] = []
     world.watch_max_runners([pool], breaches)
     world.start_reconcile([pool], interval=0.5)
@@ -90,4 +91,17 @@ def test_a_queued_job_is_claimed_without_waiting_for_the_poll(world: ReactiveWor
     world.enqueue(pool, 1, duration=60)
     # Well under the 60 s poll: only a wake-up gets the second job its runner in time.
     world.core.wait_for("the second runner", lambda: len(world.creates_per_name(pool)) == 2, timeout=30)
+    assert not world.errors, world.errors
+
+
+def test_jobs_one_after_another_share_the_pools_server_listing(world: ReactiveWorld) -> None:
+    """The census in the pool's state stands in for a listing for a few seconds: not one listing per job."""
+    pool = world.pool(max_runners=20, registration_grace=60)  # a census lasts half of it, at most 10 s
+    world.start_consumer([pool])
+    world.sandbox.reset_counters()
+    for served in range(1, 9):
+        world.enqueue(pool, 1, duration=60)
+        world.core.wait_for(f"runner {served}", lambda n=served: len(world.creates_per_name(pool)) == n, timeout=60)
+    listings = world.sandbox.calls("nova", "GET", "/servers/detail")
+    assert 1 <= listings < 8, listings
     assert not world.errors, world.errors

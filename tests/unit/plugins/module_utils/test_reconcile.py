@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import typing as t
 
 import pytest
 
@@ -349,3 +350,24 @@ def test_a_rate_limit_hold_skips_github_changes_keeps_vm_clean_up_and_is_remembe
     make_reconciler(fresh, cloud, held).run([pool], ReconcileOptions("ci1"))
     assert fresh.not_before == github.not_before
     assert fresh.calls["generate_jit_config"] == 0
+
+
+def test_a_reconcile_drops_the_consumers_census_before_it_creates_and_keeps_it_when_it_does_not() -> None:
+    github, cloud, held = FakeGithub(), FakeCloud(), []
+    census = {"at": NOW.isoformat(), "names": []}
+    MemoryLock.states["ci1-small"] = {"census": census}
+    seen_at_create: list[bool] = []
+    create = cloud.create_server
+
+    def recording_create(*args: t.Any, **kwargs: t.Any) -> t.Any:
+        seen_at_create.append("census" in MemoryLock.states["ci1-small"])
+        return create(*args, **kwargs)
+
+    cloud.create_server = recording_create  # type: ignore[method-assign]
+    make_reconciler(github, cloud, held).run([make_pool(min_idle=2)], ReconcileOptions("ci1"))
+    assert seen_at_create == [False, False]
+    assert "census" not in MemoryLock.states["ci1-small"]
+    # A run that creates nothing leaves the census to the consumers.
+    MemoryLock.states["ci1-idle"] = {"census": census}
+    make_reconciler(github, cloud, held).run([make_pool(name="idle", min_idle=0)], ReconcileOptions("ci1"))
+    assert MemoryLock.states["ci1-idle"]["census"] == census

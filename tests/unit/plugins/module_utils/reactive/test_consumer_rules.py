@@ -9,11 +9,18 @@ import pytest
 
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._model import DeleteReason, RunnerState
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._planner import plan_pool
-from ansible_collections.selfhosted.github_runners.plugins.module_utils._reactive.consumer import unservable
+from ansible_collections.selfhosted.github_runners.plugins.module_utils._reactive.consumer import (
+    census_suffices,
+    unservable,
+)
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._state import (
+    CENSUS_TTL,
     derive_states,
+    fresh_census,
     in_flight_spawns,
+    with_census,
     with_in_flight,
+    without_census,
 )
 from tests.unit.plugins.module_utils.factories import NOW, TIMING, gh, pool, vm
 
@@ -78,3 +85,38 @@ def test_an_organization_pool_serves_every_repository_of_its_organization_only()
     org = pool(repository=None, organization="octo")
     assert unservable("api.github.com", "octo/any", ["linux"], org, "api.github.com") is None
     assert "outside" in (unservable("api.github.com", "other/any", ["linux"], org, "api.github.com") or "")
+
+
+def test_a_census_stands_in_for_a_listing_only_while_it_is_fresh() -> None:
+    state = with_census({"history": {}}, ["r2", "r1", "r1"], NOW)
+    assert state["census"]["names"] == ["r1", "r2"] and state["history"] == {}
+    assert fresh_census(state, NOW, TIMING) == {"r1", "r2"}
+    assert fresh_census(state, NOW + datetime.timedelta(seconds=CENSUS_TTL - 1), TIMING) == {"r1", "r2"}
+    assert fresh_census(state, NOW + datetime.timedelta(seconds=CENSUS_TTL), TIMING) is None
+    # Never longer than half the registration grace: every reservation since it is still in flight.
+    short = dataclasses.replace(TIMING, registration_grace=8.0)
+    assert fresh_census(state, NOW + datetime.timedelta(seconds=4), short) is None
+    # A census dated ahead of this host's clock by more than a little is another clock's: not trusted.
+    assert fresh_census(state, NOW - datetime.timedelta(seconds=5), TIMING) is None
+    assert fresh_census(without_census(state), NOW, TIMING) is None
+    assert without_census(state) == {"history": {}}
+
+
+@pytest.mark.parametrize(
+    "census",
+    [None, "r1", {"at": "yesterday", "names": []}, {"at": NOW.isoformat()}, {"at": NOW.isoformat(), "names": [1]}],
+)
+def test_a_census_of_the_wrong_shape_is_no_census(census: object) -> None:
+    assert fresh_census({"census": census}, NOW, TIMING) is None
+
+
+def test_a_census_counts_only_and_never_decides_a_full_pool_or_a_runner_that_may_exist() -> None:
+    spec = pool(max_runners=5)
+    census = frozenset({"r1", "r2"})
+    in_flight = {"r3": NOW}
+    assert census_suffices(census, in_flight, ["r4", "r5"], spec)
+    # The batch would fill the pool past what the census leaves: counted on a listing instead.
+    assert not census_suffices(census, in_flight, ["r4", "r5", "r6"], spec)
+    # A runner of the batch is counted already (in the census, or in flight): a listing says whether it exists.
+    assert not census_suffices(census, in_flight, ["r2"], spec)
+    assert not census_suffices(census, in_flight, ["r3"], spec)
