@@ -287,10 +287,14 @@ def in_flight_spawns(
 
 
 def with_in_flight(
-    state: t.Mapping[str, t.Any], names: t.Iterable[str], now: datetime.datetime, timing: PoolTiming
+    state: t.Mapping[str, t.Any],
+    names: t.Iterable[str],
+    now: datetime.datetime,
+    timing: PoolTiming,
+    seen: t.AbstractSet[str] = frozenset(),
 ) -> t.Dict[str, t.Any]:
-    """The pool's state with `names` reserved at `now` (and expired reservations dropped)."""
-    reserved = dict(in_flight_spawns(state, now, timing))
+    """The pool's state with `names` reserved at `now`; expired reservations and those `seen` listed dropped."""
+    reserved = {name: at for name, at in in_flight_spawns(state, now, timing).items() if name not in seen}
     reserved.update({name: now for name in names})
     return {**state, IN_FLIGHT_KEY: _format_all(reserved)}
 

@@ -42,8 +42,6 @@ from tests.integration.consumer import service
 
 #: The documented default (docs/reactive-consumer.md, the role's reactive_consumer_poll_interval).
 POLL_INTERVAL = 0.25
-#: A shorter poll, as a deployment that wants the latency target would set it.
-SHORT_POLL = 0.05
 LATENCIES = (0.0, 0.05)
 CONSUMERS = (1, 2, 4)
 #: The simulated APIs the latency applies to (every one the consumer calls; not the control API).
@@ -69,23 +67,25 @@ def healthy(port: int) -> bool:
 class Variant:
     """`consumers` consumer processes on one queue and one pool, every API call `latency` seconds late."""
 
-    def __init__(self, bench: Bench, latency: float, consumers: int, poll_interval: float) -> None:
+    def __init__(self, bench: Bench, latency: float, consumers: int, doorbell: bool) -> None:
         self.bench = bench
         self.latency = latency
         self.consumers = consumers
-        self.poll_interval = poll_interval
+        self.doorbell = doorbell
         ms = round(latency * 1000)
-        poll = "" if poll_interval == POLL_INTERVAL else f".poll{round(poll_interval * 1000)}ms"
-        self.prefix = f"reactive.latency{ms}ms.consumers{consumers}{poll}"
+        self.prefix = f"reactive.latency{ms}ms.consumers{consumers}" + ("" if doorbell else ".poll_only")
         # A pool (and so a label) of its own: no runner of another variant takes its jobs.
-        self.pool_name = f"rx{ms}c{consumers}" + ("" if not poll else f"p{round(poll_interval * 1000)}")
+        self.pool_name = f"rx{ms}c{consumers}" + ("" if doorbell else "p")
         self.backend = SandboxCloud(bench)
         self.pool = {**self.backend.pool(self.pool_name, 0), "max_runners": 1000}
         self.database = f"ghr_bench_rx_{uuid.uuid4().hex[:8]}"
         self.api_host = bench.env["GITHUB_API_URL"].split("://", 1)[1].split("/", 1)[0]
         self.repository = bench.env["GITHUB_REPOSITORY"]
         self.queue = JobQueue(
-            MongoAccess(bench.mongodb_uri, server_timeout=30.0), database=self.database, owner="bench-router"
+            MongoAccess(bench.mongodb_uri, server_timeout=30.0),
+            database=self.database,
+            owner="bench-router",
+            doorbell=doorbell,
         )
         self.processes: list[service.ConsumerProcess] = []
 
@@ -103,7 +103,8 @@ class Variant:
                 self.database,
                 [self.pool],
                 CONTROLLER,
-                poll_interval=self.poll_interval,
+                poll_interval=POLL_INTERVAL,
+                doorbell=self.doorbell,
                 lease_ttl=60,
                 metrics_port=port,
             )
@@ -188,7 +189,9 @@ class Variant:
         m.add(f"{self.prefix}.p50", percentile(latencies, 0.50), "ms", self.target(50))
         m.add(f"{self.prefix}.p95", percentile(latencies, 0.95), "ms")
         m.add(f"{self.prefix}.p99", percentile(latencies, 0.99), "ms", self.target(250))
-        label = f"consumers x{self.consumers}, {round(self.latency * 1000)} ms API latency, poll {self.poll_interval} s"
+        label = f"consumers x{self.consumers}, {round(self.latency * 1000)} ms API latency" + (
+            "" if self.doorbell else ", polling only"
+        )
         m.distributions[f"reactive: {label}"] = latencies
         inserted = self.submit(burst, None)
         created = self.creates(inserted)
@@ -205,9 +208,9 @@ class Variant:
         client.close()
 
 
-def run_variant(bench: Bench, m: Measurement, latency: float, consumers: int, poll: float = POLL_INTERVAL) -> None:
+def run_variant(bench: Bench, m: Measurement, latency: float, consumers: int, doorbell: bool = True) -> None:
     steady, burst = (10, 10) if bench.quick else (20, 40)
-    variant = Variant(bench, latency, consumers, poll)
+    variant = Variant(bench, latency, consumers, doorbell)
     work = bench.workdir / f"reactive-{uuid.uuid4().hex[:6]}"
     with contextlib.ExitStack() as cleanup:
         cleanup.callback(variant.close)
@@ -233,9 +236,10 @@ def reactive(bench: Bench) -> Measurement:
     for latency, consumers in variants:
         run_variant(bench, m, latency, consumers)
     if not bench.quick:
-        run_variant(bench, m, 0.0, 1, SHORT_POLL)
+        run_variant(bench, m, 0.0, 1, doorbell=False)
     m.notes.append(
-        f"poll_interval {POLL_INTERVAL} s (the documented default) unless the figure's name says otherwise;"
+        f"poll_interval {POLL_INTERVAL} s (the documented default), with the doorbell unless the figure's name"
+        " says poll_only;"
         f" steady load {RATE:g} jobs/s; at 50 ms the create request's own latency is inside the figure"
     )
     return m

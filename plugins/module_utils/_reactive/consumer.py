@@ -93,7 +93,6 @@ class ConsumerOptions:
     api_host: str  # the GitHub API host this consumer's credentials belong to
     concurrency: int = 8  # jobs being served at once
     poll_interval: float = 0.25  # seconds between claims while nothing is claimable and no doorbell rang
-    doorbell: bool = True  # listen for the queue's wake-ups (claim as soon as a job is queued)
     max_attempts: int = 5
     lock_timeout: float = 30.0
 
@@ -157,7 +156,7 @@ class Consumer:
         )
         heartbeat.start()
         listener: t.Optional[threading.Thread] = None
-        if self.options.doorbell:
+        if self.queue.doorbell is not None:  # claim as soon as a job is queued, not at the next poll
             listener = threading.Thread(
                 target=self.queue.doorbell.listen,
                 args=(list(self.pools), self.wake, stop),
@@ -329,7 +328,13 @@ class Consumer:
                 in_flight = in_flight_spawns(state, now, pool.timing)
                 census = fresh_census(state, now, pool.timing)
                 listed = census is None or not census_suffices(census, in_flight, [w.name for w in works], pool)
-                running = self._running(pool) if listed else t.cast(t.FrozenSet[str], census)
+                if listed:
+                    running, seen = self._listing(pool)
+                    # A reservation has done its work once its VM is listed: its status counts from then on.
+                    in_flight = {name: at for name, at in in_flight.items() if name not in seen}
+                    state = with_in_flight(state, (), now, pool.timing, seen=seen)
+                else:
+                    running = t.cast(t.FrozenSet[str], census)
                 room = pool.max_runners - len(running) - len(set(in_flight) - running)
                 reserved: t.List[_Work] = []
                 for work in works:
@@ -360,13 +365,14 @@ class Consumer:
                     self._done(work)
             return []
 
-    def _running(self, pool: PoolSpec) -> t.FrozenSet[str]:
-        """The names of the pool's servers that may run, from a server listing."""
-        return frozenset(
-            vm.name
+    def _listing(self, pool: PoolSpec) -> t.Tuple[t.FrozenSet[str], t.FrozenSet[str]]:
+        """The names of the pool's servers that may run, and of all of them, from a server listing."""
+        vms = [
+            vm
             for vm in self.cloud.list_servers(self.options.controller_id, pool.name)
-            if vm.may_run and owns_name(self.options.controller_id, pool.name, vm.name)
-        )
+            if owns_name(self.options.controller_id, pool.name, vm.name)
+        ]
+        return frozenset(vm.name for vm in vms if vm.may_run), frozenset(vm.name for vm in vms)
 
     def _spawn_and_finish(self, pool: PoolSpec, work: _Work) -> None:
         try:

@@ -30,15 +30,15 @@ The file (every key optional except controller_id, pools, the GitHub credentials
       locks_collection: locks
       messages_collection: messages
       timeout: 5
+      doorbell: false
     consumer:
       concurrency: 8
       poll_interval: 0.25
-      doorbell: true
       lease_ttl: 120
       max_attempts: 5
       retry_delay: 5
       retry_delay_max: 600
-      lock_ttl: 60
+      lock_ttl: 15
       lock_timeout: 30
       drain_kombu_messages: false
       shutdown_timeout: 10
@@ -127,13 +127,13 @@ _MONGODB_KEYS = frozenset(
         "locks_collection",
         "messages_collection",
         "timeout",
+        "doorbell",
     }
 )
 _CONSUMER_KEYS = frozenset(
     {
         "concurrency",
         "poll_interval",
-        "doorbell",
         "lease_ttl",
         "max_attempts",
         "retry_delay",
@@ -175,12 +175,12 @@ class ConsumerSettings:
     mongodb_timeout: float = DEFAULT_SERVER_TIMEOUT
     concurrency: int = 8
     poll_interval: float = 0.25
-    doorbell: bool = True
+    doorbell: bool = False
     lease_ttl: float = 120.0
     max_attempts: int = 5
     retry_delay: float = 5.0
     retry_delay_max: float = 600.0
-    lock_ttl: float = 60.0
+    lock_ttl: float = 15.0  # held for milliseconds: a consumer killed holding it blocks its pool this long
     lock_timeout: float = 30.0
     drain_kombu_messages: bool = False
     messages_collection: str = DEFAULT_MESSAGES_COLLECTION
@@ -252,12 +252,12 @@ def parse_settings(
         mongodb_timeout=seconds(mongodb.get("timeout", DEFAULT_SERVER_TIMEOUT), "mongodb.timeout", 0.1, 30.0),
         concurrency=integer(consumer.get("concurrency", 8), "consumer.concurrency", 1, 64),
         poll_interval=seconds(consumer.get("poll_interval", 0.25), "consumer.poll_interval", 0.01, 60.0),
-        doorbell=boolean(consumer.get("doorbell", True), "consumer.doorbell"),
+        doorbell=boolean(mongodb.get("doorbell", False), "mongodb.doorbell"),
         lease_ttl=seconds(consumer.get("lease_ttl", 120.0), "consumer.lease_ttl", 10.0, 3600.0),
         max_attempts=integer(consumer.get("max_attempts", 5), "consumer.max_attempts", 1, 100),
         retry_delay=retry_delay,
         retry_delay_max=retry_delay_max,
-        lock_ttl=seconds(consumer.get("lock_ttl", 60.0), "consumer.lock_ttl", 10.0, 3600.0),
+        lock_ttl=seconds(consumer.get("lock_ttl", 15.0), "consumer.lock_ttl", 10.0, 3600.0),
         lock_timeout=seconds(consumer.get("lock_timeout", 30.0), "consumer.lock_timeout", 1.0, 3600.0),
         drain_kombu_messages=boolean(consumer.get("drain_kombu_messages", False), "consumer.drain_kombu_messages"),
         shutdown_timeout=seconds(consumer.get("shutdown_timeout", 10.0), "consumer.shutdown_timeout", 0.0, 300.0),

@@ -23,6 +23,7 @@ for a first batch of one document: its cursor always starts with more to read.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import threading
 import typing as t
@@ -48,6 +49,8 @@ _SIZE_BYTES = 1 << 20
 AWAIT_SECONDS = 1.0
 #: The pause before a failed listener opens its cursor again (the poll serves jobs meanwhile).
 RETRY_SECONDS = 5.0
+#: Seconds the ringer thread waits for a ring before it ends.
+RINGER_IDLE = 30.0
 _NAMESPACE_EXISTS = 48
 
 
@@ -59,6 +62,9 @@ class Doorbell:
         self.database = database
         self.collection = collection
         self._where = f"{database}.{collection}"
+        self._pending: t.Set[t.Optional[str]] = set()  # pools to ring for
+        self._ringing = threading.Condition()
+        self._ringer: t.Optional[threading.Thread] = None
 
     def ensure(self) -> None:
         """Create the capped collection when it is missing; QueueError when that fails or it is not capped."""
@@ -80,18 +86,38 @@ class Doorbell:
                 f"MongoDB {self._where} exists and is not a capped collection: drop it to use the doorbell"
             )
 
-    def ring(self, pool: t.Optional[str]) -> bool:
-        """Tell the listeners that `pool` has a job to claim; False (logged) when that failed."""
-        doc = {"pool": pool, "at": utc_now()}
-        try:
-            self.mongo.call(
-                f"ringing {self._where}",
-                lambda: self.mongo.collection(self.database, self.collection).insert_one(doc),
-            )
-            return True
-        except Exception as exc:  # a hint only: the consumers' poll finds the job
-            log.debug("the doorbell did not ring: %s", exc)
-            return False
+    def ring(self, pool: t.Optional[str]) -> None:
+        """Tell the listeners that `pool` has a job to claim, soon after and without waiting for it.
+
+        A thread of the doorbell writes the rings, one insert for all the pools rung while the
+        previous one was written: a router under load pays no round trip per delivery for them.
+        Every ring is written after the call that asked for it.
+        """
+        with self._ringing:
+            self._pending.add(pool)
+            if self._ringer is None:
+                self._ringer = threading.Thread(target=self._write_rings, name="ghr-doorbell-ringer", daemon=True)
+                self._ringer.start()
+            self._ringing.notify()
+
+    def _write_rings(self) -> None:
+        while True:
+            with self._ringing:
+                if not self._pending and not self._ringing.wait_for(lambda: bool(self._pending), timeout=RINGER_IDLE):
+                    self._ringer = None  # idle: the next ring starts another
+                    return
+                pools, self._pending = self._pending, set()
+            now = utc_now()
+            docs = [{"pool": pool, "at": now} for pool in sorted(pools, key=str)]
+            try:
+                self.mongo.call(
+                    f"ringing {self._where}",
+                    functools.partial(
+                        self.mongo.collection(self.database, self.collection).insert_many, docs, ordered=False
+                    ),
+                )
+            except Exception as exc:  # a hint only: the consumers' poll finds the jobs
+                log.debug("the doorbell did not ring for %s: %s", sorted(pools, key=str), exc)
 
     def listen(self, pools: t.Collection[str], wake: t.Callable[[], None], stop: threading.Event) -> None:
         """Call `wake` for every ring of one of `pools` until `stop` is set; never raises.

@@ -17,8 +17,8 @@ The API a consumer builds on::
     renewed.held, renewed.lost                      # stop working on what was lost
     queue.expire_leases()                           # crashed claimers' jobs back to queued
 
-The router and backfills call `enqueue(job)`, which also rings the doorbell (`doorbell.py`) for a
-newly queued job; the info module calls `depth()`; the reconcile calls `unserved()` to size pools
+The router and backfills call `enqueue(job)`, which also rings the doorbell (`doorbell.py`, when
+the queue is opened with `doorbell=True`) for a newly queued job; the info module calls `depth()`; the reconcile calls `unserved()` to size pools
 for the jobs no consumer served.
 
 **Exclusivity rests on unique `_id` inserts only.** A claim is the insert of the document
@@ -195,6 +195,7 @@ class JobQueue:
         jobs_collection: str = DEFAULT_JOBS_COLLECTION,
         claims_collection: str = DEFAULT_CLAIMS_COLLECTION,
         wakeups_collection: str = DEFAULT_WAKEUPS_COLLECTION,
+        doorbell: bool = False,
         owner: t.Optional[str] = None,
         lease_ttl: float = DEFAULT_LEASE_TTL,
         backoff_base: float = 5.0,
@@ -216,7 +217,8 @@ class JobQueue:
         self._claims_name = f"{database}.{claims_collection}"
         self._jobs = mongo.collection(database, jobs_collection)
         self._claims = mongo.collection(database, claims_collection)
-        self.doorbell = Doorbell(mongo, database, wakeups_collection)
+        # Rung on every queued job and tailed by the consumers, when the deployment turns it on.
+        self.doorbell = Doorbell(mongo, database, wakeups_collection) if doorbell else None
 
     def _now(self) -> datetime.datetime:
         return to_stored_time(self.clock())
@@ -235,6 +237,8 @@ class JobQueue:
             self._claims.create_index([("job", 1), ("attempt", -1)], name="job_attempt")
 
         self.mongo.call(f"creating the indexes of {self._jobs_name} and {self._claims_name}", create)
+        if self.doorbell is None:
+            return
         try:
             self.doorbell.ensure()
         except QueueError as exc:  # the doorbell only hurries the consumers; polling serves without it
@@ -248,12 +252,12 @@ class JobQueue:
         only if the stored status is still the one it read, so on MongoDB two concurrent
         reports never move a status backwards; a document under the job's id that is not a
         valid job is replaced by the report.
-        A job stored as queued rings the doorbell, so that idle consumers claim it at once.
+        A job stored as queued rings the doorbell (when on), so that idle consumers claim it at once.
         """
         if job.status not in REPORTED_STATUSES:
             raise QueueError(f"job {job.id}: status {job.status.value!r} cannot be enqueued, only reported ones")
         outcome = self._upsert(job)
-        if job.status is JobStatus.QUEUED and outcome is not EnqueueOutcome.UNCHANGED:
+        if self.doorbell is not None and job.status is JobStatus.QUEUED and outcome is not EnqueueOutcome.UNCHANGED:
             self.doorbell.ring(job.pool)
         return outcome
 

@@ -13,6 +13,7 @@ The file (every key optional except the secrets, MongoDB and the pools)::
       uri_file: /etc/github-runners/mongodb-uri                  # or uri: (without a password)
       database: github_runners
       jobs_collection: jobs
+      doorbell: false
       timeout: 5
     pools:
       - name: large
@@ -48,6 +49,7 @@ from ansible_collections.selfhosted.github_runners.plugins.module_utils._reactiv
     LOG_FORMATS,
     LOG_LEVELS,
     SecretReader,
+    boolean,
     choice,
     integer,
     load_yaml,
@@ -93,6 +95,7 @@ class RouterSettings:
     shutdown_timeout: float = 10.0
     database: str = DEFAULT_DATABASE
     jobs_collection: str = DEFAULT_JOBS_COLLECTION
+    doorbell: bool = False  # ring the consumers' doorbell for every queued job
     mongodb_timeout: float = DEFAULT_SERVER_TIMEOUT
     log_format: str = "text"
     log_level: str = "info"
@@ -115,7 +118,9 @@ def parse_settings(
     top = mapping(raw, "config", _TOP_KEYS)
     listen = mapping(top.get("listen", {}), "listen", frozenset({"host", "port"}))
     mongodb = mapping(
-        top.get("mongodb"), "mongodb", frozenset({"uri", "uri_file", "database", "jobs_collection", "timeout"})
+        top.get("mongodb"),
+        "mongodb",
+        frozenset({"uri", "uri_file", "database", "jobs_collection", "timeout", "doorbell"}),
     )
     log = mapping(top.get("log", {}), "log", frozenset({"format", "level"}))
 
@@ -147,6 +152,7 @@ def parse_settings(
         shutdown_timeout=seconds(top.get("shutdown_timeout", 10.0), "shutdown_timeout", 0.0, 300.0),
         database=text(mongodb.get("database", DEFAULT_DATABASE), "mongodb.database"),
         jobs_collection=text(mongodb.get("jobs_collection", DEFAULT_JOBS_COLLECTION), "mongodb.jobs_collection"),
+        doorbell=boolean(mongodb.get("doorbell", False), "mongodb.doorbell"),
         mongodb_timeout=seconds(mongodb.get("timeout", DEFAULT_SERVER_TIMEOUT), "mongodb.timeout", 0.1, 30.0),
         log_format=choice(env.get("GHR_ROUTER_LOG_FORMAT") or log.get("format", "text"), "log.format", LOG_FORMATS),
         log_level=choice(env.get("GHR_ROUTER_LOG_LEVEL") or log.get("level", "info"), "log.level", LOG_LEVELS),

@@ -221,7 +221,9 @@ async def serve(app: web.Application, settings: RouterSettings) -> None:
 def open_router(settings: RouterSettings, sink: t.Optional[JobSink] = None) -> t.Tuple[WebhookRouter, MongoAccess]:
     """The router over the job queue of the configured MongoDB (or over `sink`)."""
     mongo = MongoAccess(settings.mongodb_uri, server_timeout=settings.mongodb_timeout, appname="ghr-webhook-router")
-    queue = JobQueue(mongo, database=settings.database, jobs_collection=settings.jobs_collection)
+    queue = JobQueue(
+        mongo, database=settings.database, jobs_collection=settings.jobs_collection, doorbell=settings.doorbell
+    )
     router = WebhookRouter(settings.routes, settings.secrets, sink or queue, max_body_bytes=settings.max_body_bytes)
     return router, mongo
 

@@ -19,6 +19,7 @@ import urllib.parse
 import pytest
 
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._config import PoolSpec, parse_pool
+from ansible_collections.selfhosted.github_runners.plugins.module_utils._errors import LockError
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._lock import MongoLease, PoolLock
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._reactive.consumer import (
     Consumer,
@@ -56,6 +57,8 @@ class ReactiveWorld:
     threads: list[threading.Thread] = dataclasses.field(default_factory=list)
     errors: list[str] = dataclasses.field(default_factory=list)
     reconciles: int = 0
+    doorbell: bool = False  # the queues of the router and the consumers ring and tail the doorbell
+    skipped: list[str] = dataclasses.field(default_factory=list)  # reconcile rounds that found a lease held
     deletions: list[tuple[str, str]] = dataclasses.field(default_factory=list)  # (reason, name) the reconcile deleted
 
     @property
@@ -70,7 +73,11 @@ class ReactiveWorld:
 
     def queue(self, owner: str = "consumer", **kwargs: t.Any) -> JobQueue:
         queue = JobQueue(
-            MongoAccess(self.mongodb_uri, server_timeout=30.0), database=self.database, owner=owner, **kwargs
+            MongoAccess(self.mongodb_uri, server_timeout=30.0),
+            database=self.database,
+            owner=owner,
+            doorbell=self.doorbell,
+            **kwargs,
         )
         queue.ensure_indexes()
         return queue
@@ -120,7 +127,13 @@ class ReactiveWorld:
 
         def loop() -> None:
             while not self.stop.wait(interval):
-                report = reconciler.run(specs, ReconcileOptions(CONTROLLER))
+                try:
+                    report = reconciler.run(specs, ReconcileOptions(CONTROLLER))
+                except LockError as exc:
+                    # A consumer killed while it held a pool's lease blocks it until the lease ends
+                    # (its lock_ttl); the reconcile gives up on this round, as a scheduled one would.
+                    self.skipped.append(str(exc))
+                    continue
                 self.reconciles += 1
                 # A lease the consumers hold past the wait is a skipped round, not a failure.
                 self.deletions.extend(

@@ -33,12 +33,13 @@ def write_config(
     token.write_text(sandbox.env["GITHUB_TOKEN"] + "\n")
     token.chmod(0o600)
     metrics_port = consumer.pop("metrics_port", 0)
+    doorbell = consumer.pop("doorbell", False)
     config = {
         "controller_id": controller_id,
         "pools": list(pools),
         "github": {"api_url": sandbox.env["GITHUB_API_URL"], "token_file": str(token), "timeout": 30},
         "openstack": {"cloud": sandbox.env["OS_CLOUD"], "api_timeout": 30},
-        "mongodb": {"uri": mongodb_uri, "database": database, "timeout": 30},
+        "mongodb": {"uri": mongodb_uri, "database": database, "timeout": 30, "doorbell": doorbell},
         "consumer": {"poll_interval": 0.05, "lease_ttl": 10, "retry_delay": 0.5, "retry_delay_max": 2, **consumer},
         "metrics": {"host": "127.0.0.1", "port": metrics_port},
         "log": {"format": "json", "level": "info"},

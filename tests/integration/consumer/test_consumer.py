@@ -82,7 +82,8 @@ def test_a_queued_job_is_claimed_without_waiting_for_the_poll(world: ReactiveWor
     """With the doorbell, a minute-long poll does not delay a job; without it, the poll alone serves."""
     pool = world.pool(max_runners=5)
     poll = 60.0 if doorbell else 0.5
-    world.start_consumer([pool], poll_interval=poll, doorbell=doorbell)
+    world.doorbell = doorbell
+    world.start_consumer([pool], poll_interval=poll)
     # The first job may be claimed by the consumer's first round; once it is spawned, the consumer
     # has claimed again, found nothing and waits for the poll (or a wake-up).
     world.enqueue(pool, 1, duration=60)

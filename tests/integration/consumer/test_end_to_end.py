@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import signal
 import typing as t
 
@@ -38,6 +39,18 @@ def test_jobs_queued_in_github_are_served_by_reactive_runners_and_nothing_remain
             )
             ids = [int(job["id"]) for job in answer["jobs"]]
             world.wait_completed(ids, timeout=300)
+            # The router follows each job to its end; GitHub's last webhooks may still be on their way,
+            # so the webhook and the router stay until every document says so.
+            queue = world.queue("check")
+
+            def statuses() -> collections.Counter[str]:
+                prefix = f"{world.api_host}/{world.repository.lower()}"
+                return collections.Counter(queue.get(f"{prefix}/{i}").status.value for i in ids)
+
+            try:
+                world.core.wait_for("every document completed", lambda: set(statuses()) == {"completed"}, timeout=120)
+            except AssertionError as exc:
+                raise AssertionError(f"{exc}: {dict(statuses())}") from None
         finally:
             world.sandbox.control.delete(f"/webhooks/{hook}")
             consumer.signal(signal.SIGTERM)
@@ -46,10 +59,3 @@ def test_jobs_queued_in_github_are_served_by_reactive_runners_and_nothing_remain
     assert len(ran_on) == 20 and all(name.startswith(f"{CONTROLLER}-{pool['name']}-") for name in ran_on)
     world.core.wait_for("no VM left", lambda: not world.core.servers(pool["name"]), timeout=120)
     world.core.wait_for("no runner left", lambda: not world.core.runners(pool["name"]), timeout=120)
-    # The router follows each job to its end; GitHub's last webhooks may still be on their way.
-    queue = world.queue("check")
-
-    def statuses() -> set[str]:
-        return {queue.get(f"{world.api_host}/{world.repository.lower()}/{i}").status.value for i in ids}
-
-    world.core.wait_for("every document completed", lambda: statuses() == {"completed"}, timeout=120)

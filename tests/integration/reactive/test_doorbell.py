@@ -57,7 +57,7 @@ def queued(pool: str, number: int, status: str = "queued") -> t.Any:
 def test_the_wakeups_collection_is_capped_and_created_idempotently(
     make_queue: t.Callable[..., JobQueue], raw_db: t.Any
 ) -> None:
-    queue = make_queue()
+    queue = make_queue(doorbell=True)
     queue.ensure_indexes()
     queue.doorbell.ensure()
     options = raw_db[DEFAULT_COLLECTION].options()
@@ -66,8 +66,11 @@ def test_the_wakeups_collection_is_capped_and_created_idempotently(
 
 
 def test_a_queued_job_wakes_the_listeners_of_its_pool_only(make_queue: t.Callable[..., JobQueue]) -> None:
-    router = make_queue("router")
-    with Listener(make_queue("a"), ["small"]) as small, Listener(make_queue("b"), ["large"]) as large:
+    router = make_queue("router", doorbell=True)
+    with (
+        Listener(make_queue("a", doorbell=True), ["small"]) as small,
+        Listener(make_queue("b", doorbell=True), ["large"]) as large,
+    ):
         # A listener's cursor may start on the rings written before it: wait until it is quiet.
         router.doorbell.ring("small")
         router.doorbell.ring("large")
@@ -93,7 +96,7 @@ def test_a_listener_that_cannot_tail_says_so_once_and_returns_when_stopped(
     make_queue: t.Callable[..., JobQueue], raw_db: t.Any, caplog: pytest.LogCaptureFixture
 ) -> None:
     raw_db.create_collection(DEFAULT_COLLECTION)  # not capped: a tailable cursor is refused
-    queue = make_queue()
+    queue = make_queue(doorbell=True)
     with caplog.at_level(logging.WARNING, logger="selfhosted.github_runners"):
         queue.ensure_indexes()  # a warning, not a failure
         queue.enqueue(queued("small", 1))  # the ring goes to the plain collection; the job is queued
@@ -103,3 +106,15 @@ def test_a_listener_that_cannot_tail_says_so_once_and_returns_when_stopped(
     messages = [r.getMessage() for r in caplog.records]
     assert sum("cannot be read" in m for m in messages) == 1, messages
     assert any("is not a capped collection" in m and "polling alone" in m for m in messages), messages
+
+
+def test_rings_written_together_still_wake_every_pool(make_queue: t.Callable[..., JobQueue]) -> None:
+    router = make_queue("router", doorbell=True)
+    with Listener(make_queue("a", doorbell=True), ["p7"]) as listener:
+        router.doorbell.ring("p7")
+        assert listener.wait()
+        while listener.wait(timeout=2):
+            pass  # the rings the cursor started on
+        for number in range(200):
+            router.doorbell.ring(f"p{number % 10}")
+        assert listener.wait(), "a ring written with others was lost"

@@ -90,10 +90,10 @@ def test_defaults_and_secrets_from_files(files: dict[str, pathlib.Path]) -> None
     assert (settings.retry_delay, settings.retry_delay_max, settings.lock_ttl, settings.lock_timeout) == (
         5,
         600,
-        60,
+        15,
         30,
     )
-    assert (settings.drain_kombu_messages, settings.shutdown_timeout, settings.doorbell) == (False, 10, True)
+    assert (settings.drain_kombu_messages, settings.shutdown_timeout, settings.doorbell) == (False, 10, False)
     assert (settings.metrics_host, settings.metrics_port, settings.log_format, settings.log_level) == (
         "127.0.0.1",
         9464,
@@ -136,6 +136,7 @@ def test_every_key_of_a_yaml_file(files: dict[str, pathlib.Path], tmp_path: path
             "locks_collection": "l",
             "messages_collection": "m",
             "timeout": 2,
+            "doorbell": True,
         },
         consumer={
             "concurrency": 64,
@@ -148,7 +149,6 @@ def test_every_key_of_a_yaml_file(files: dict[str, pathlib.Path], tmp_path: path
             "lock_timeout": 1,
             "drain_kombu_messages": True,
             "shutdown_timeout": 0,
-            "doorbell": False,
         },
         metrics={"host": "::1", "port": 0},
         log={"format": "JSON", "level": "debug"},
@@ -187,7 +187,7 @@ def test_every_key_of_a_yaml_file(files: dict[str, pathlib.Path], tmp_path: path
         1,
     )
     assert (settings.retry_delay, settings.retry_delay_max, settings.lock_ttl, settings.lock_timeout) == (0, 0, 3600, 1)
-    assert (settings.drain_kombu_messages, settings.shutdown_timeout, settings.doorbell) == (True, 0.0, False)
+    assert (settings.drain_kombu_messages, settings.shutdown_timeout, settings.doorbell) == (True, 0.0, True)
     assert (settings.metrics_host, settings.metrics_port, settings.log_format, settings.log_level) == (
         "::1",
         0,

@@ -120,3 +120,11 @@ def test_a_census_counts_only_and_never_decides_a_full_pool_or_a_runner_that_may
     # A runner of the batch is counted already (in the census, or in flight): a listing says whether it exists.
     assert not census_suffices(census, in_flight, ["r2"], spec)
     assert not census_suffices(census, in_flight, ["r3"], spec)
+
+
+def test_a_reservation_ends_once_its_vm_is_listed_whatever_its_status() -> None:
+    state = with_in_flight({}, ["r1", "r2"], NOW, TIMING)
+    later = NOW + datetime.timedelta(seconds=5)
+    # r1's VM was listed (it may have run its job and powered off already): its status counts from now on.
+    state = with_in_flight(state, ["r3"], later, TIMING, seen={"r1"})
+    assert set(in_flight_spawns(state, later, TIMING)) == {"r2", "r3"}
