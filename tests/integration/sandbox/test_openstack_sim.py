@@ -448,6 +448,31 @@ def test_builds_queue_on_the_compute_host(
     assert statuses.count("BUILD") >= 2
 
 
+def test_a_deleted_building_server_frees_its_place_on_the_compute_host(
+    conn: openstack.connection.Connection, refs: Refs, cleanup: list[str], sandbox: SandboxHandle
+) -> None:
+    wait_for_idle_host(sandbox)
+    sandbox.set_config(
+        openstack__compute_concurrency=1, openstack__boot_delay=600.0, openstack__delete_delay=0.0,
+        openstack__schedule_delay=0.0,
+    )  # fmt: skip
+    first, second = (boot(conn, refs, cleanup, unique("freed")) for _attempt in range(2))
+    deadline = time.monotonic() + 10
+    while sandbox.state()["openstack"]["compute_host"] != {"scheduling": 0, "running": 1, "waiting": 1}:
+        assert time.monotonic() < deadline, sandbox.state()["openstack"]["compute_host"]
+        time.sleep(0.02)
+    conn.compute.delete_server(first.id)
+    # The second build runs in the first one's place (the delete queues behind it) instead of both
+    # waiting behind a build that is gone.
+    deadline = time.monotonic() + 10
+    while (host := sandbox.state()["openstack"]["compute_host"]) != {"scheduling": 0, "running": 1, "waiting": 1}:
+        assert time.monotonic() < deadline, host
+        time.sleep(0.05)
+    time.sleep(0.5)
+    assert sandbox.state()["openstack"]["compute_host"] == {"scheduling": 0, "running": 1, "waiting": 1}
+    assert conn.compute.get_server(second.id).status == "BUILD"
+
+
 def test_flavors_keypairs_limits_and_availability_zones(conn: openstack.connection.Connection) -> None:
     assert {"m1.small", "m1.medium"} <= {f.name for f in conn.compute.flavors()}
     small = conn.compute.find_flavor("m1.small", ignore_missing=False)

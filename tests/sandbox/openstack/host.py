@@ -34,6 +34,10 @@ class ComputeHost:
         self._start(now)
 
     def _start(self, now: float) -> None:
+        # A cancelled operation (a build whose server was deleted) frees its slot at once, as on Nova.
+        if any(op.cancelled for _due, _seq, op in self._running):
+            self._running = [entry for entry in self._running if not entry[2].cancelled]
+            heapq.heapify(self._running)
         while self._waiting and len(self._running) < max(1, self._concurrency()):
             op = self._waiting.popleft()
             if op.cancelled:
