@@ -161,7 +161,8 @@ class Doorbell:
         cursor_id = 0
         try:
             # Our own two rings: the cursor's first query finds documents and its first batch leaves one.
-            db[self.collection].insert_many([{"pool": None, "at": utc_now()} for _ in range(2)])
+            now = utc_now()
+            db[self.collection].insert_many([{"pool": None, "at": now}, {"pool": None, "at": now}])
             reply = db.command(
                 {"find": self.collection, "filter": {}, "tailable": True, "awaitData": True, "batchSize": 1}
             )
