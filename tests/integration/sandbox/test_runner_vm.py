@@ -209,6 +209,23 @@ def test_deleted_vm_leaves_an_offline_runner(gw: GithubWorld, vms: Vms) -> None:
     assert [e["runner_busy"] for e in gw.events("server_delete", id=server_id)] == [False]
 
 
+def test_a_vm_is_judged_by_its_own_runner_not_by_another_of_the_same_name(gw: GithubWorld, vms: Vms) -> None:
+    label, other_label = unique("own"), unique("namesake")
+    name, runner_id, config = new_runner(gw, ["self-hosted", label])
+    server_id = vms.boot(name, CONTRACT_SCRIPT.format(config=config))
+    gw.wait_online(ORG_SCOPE, runner_id)
+    gw.enqueue(REPO, ["self-hosted", label], duration=0.1)
+    vms.wait_status(server_id, "SHUTOFF")  # its runner ran its job and is gone
+    # A runner of the same name in another scope (a retry's), busy with a job of its own.
+    namesake = gw.jit(f"/repos/{REPO}", ["self-hosted", other_label], name)
+    gw.start_agent(namesake["encoded_jit_config"], name)
+    job = gw.enqueue(REPO, ["self-hosted", other_label], duration=30)["jobs"][0]
+    wait_for(lambda: gw.job(job["id"])["status"] == "in_progress", what="the namesake busy")
+    vms.delete(server_id)
+    wait_for(lambda: gw.events("server_delete", id=server_id), what="server deleted")
+    assert [e["runner_busy"] for e in gw.events("server_delete", id=server_id)] == [None]
+
+
 def test_runner_deleted_on_github_exits_and_powers_off(gw: GithubWorld, vms: Vms) -> None:
     name, runner_id, config = new_runner(gw, ["self-hosted", unique("scaledown")])
     server_id = vms.boot(name, CONTRACT_SCRIPT.format(config=config))

@@ -146,11 +146,18 @@ class GithubSim:
                 },
             }
 
-    def runner_busy(self, name: str) -> bool | None:
-        """The busy flag of the GitHub runner of that name (any scope), None when there is none."""
+    def runner_busy(self, server_id: str) -> bool | None:
+        """The busy flag of the GitHub runner that VM `server_id` runs, None when it runs none (any longer).
+
+        The VM's own runner, the one its JIT config registered: another runner of the same name
+        (a retry's, in another scope) is not this VM's.
+        """
         with self.world.lock:
-            runners = self.store.find_runner(name)
-            return any(r.busy for r in runners) if runners else None
+            agent = self.agents.by_server.get(server_id)
+            runner = agent.runner if agent is not None else None
+            if runner is None or self.store.runners.get(runner.id) is not runner:
+                return None
+            return runner.busy
 
     def register_control(self, router: Router) -> None:
         control.register(self, router)

@@ -433,7 +433,7 @@ class Compute:
             return  # a second delete while the first runs is accepted and changes nothing
         github = self.world.services.get("github")
         lookup = getattr(github, "runner_busy", None)
-        busy = lookup(server.name) if callable(lookup) else None
+        busy = lookup(server.id) if callable(lookup) else None
         self.world.events.add("server_delete", id=server.id, name=server.name, status=server.status, runner_busy=busy)
         if server.build_op is not None:
             server.build_op.cancelled = True
