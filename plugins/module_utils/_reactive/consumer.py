@@ -51,7 +51,7 @@ from ansible_collections.selfhosted.github_runners.plugins.module_utils._identit
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._manager import Clock, PlanExecutor, utcnow
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._model import ScopeKind, job_matches
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._ports import CloudPort, GithubPort
-from ansible_collections.selfhosted.github_runners.plugins.module_utils._reactive.job import JobStatus
+from ansible_collections.selfhosted.github_runners.plugins.module_utils._reactive.job import Job, JobStatus
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._reactive.queue import (
     JobQueue,
     Lease,
@@ -192,7 +192,9 @@ class Consumer:
             free = self.options.concurrency - len(self._active)
         if free <= 0 or self._stopping.is_set():
             return 0
-        result = self.queue.claim(list(self.pools), limit=free, max_attempts=self.options.max_attempts)
+        result = self.queue.claim(
+            list(self.pools), limit=free, max_attempts=self.options.max_attempts, runner_name=self._runner_name
+        )
         for dead in result.dead:
             log.warning("job %s is dead: %s", dead.id, dead.reason)
             self.events.dead(dead.pool)
@@ -291,8 +293,12 @@ class Consumer:
         elif report.status != JobStatus.QUEUED.value:
             self._release(pool, work, f"GitHub reports the job as {report.status}, not queued", kind="not_queued")
             return None
-        work.name = reactive_runner_name(self.options.controller_id, pool.name, job.job_id)
+        work.name = self._runner_name(job)
         return work
+
+    def _runner_name(self, job: Job) -> str:
+        """The name of the runner spawned for `job`, the same for every attempt."""
+        return reactive_runner_name(self.options.controller_id, job.pool, job.job_id)
 
     def _spawned_for_another(self, pool: PoolSpec, job_id: str, runner: t.Optional[str]) -> t.Optional[str]:
         """The job that `runner` was spawned for, when it is one of the pool's and not this job's."""

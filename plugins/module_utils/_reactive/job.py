@@ -205,6 +205,54 @@ def report_changes(existing: Job, report: Job, now: datetime.datetime) -> t.Dict
     return changes
 
 
+#: Where a job that stays claimable keeps the progress GitHub reported for it (see `JobQueue`).
+HELD_REPORT = "held_report"
+
+
+def held_report_update(stored: object, report: Job) -> t.Optional[t.Dict[str, t.Any]]:
+    """The held report to store for `report` over the `stored` one; None when it changes nothing.
+
+    A report that is behind the stored one (an in_progress after a completed) keeps the stored one.
+    """
+    held = {
+        "status": report.status.value,
+        "runner_name": report.runner_name,
+        "started_at": report.started_at,
+        "completed_at": report.completed_at,
+    }
+    if isinstance(stored, t.Mapping):
+        try:
+            if _RANK[report.status] < _RANK[JobStatus(stored.get("status"))]:
+                return None
+        except ValueError:
+            pass  # not a status: replaced
+        if all(stored.get(field) == value for field, value in held.items()):
+            return None
+    return held
+
+
+def settled_with_held(fields: t.Mapping[str, t.Any], stored: object) -> t.Dict[str, t.Any]:
+    """The fields that settle a claimed job, with the progress of its held report when that is further on.
+
+    `fields` set the outcome of an attempt (status, runner names); a held report of a job that
+    GitHub ran or finished meanwhile wins over an outcome behind it, with its runner and times.
+    """
+    out = dict(fields)
+    if not isinstance(stored, t.Mapping):
+        return out
+    try:
+        held_status = JobStatus(stored.get("status"))
+    except ValueError:
+        return out
+    if _RANK[held_status] <= _RANK[JobStatus(out["status"])]:
+        return out
+    out["status"] = held_status.value
+    for field in ("runner_name", "started_at", "completed_at"):
+        if stored.get(field) is not None:
+            out[field] = stored[field]
+    return out
+
+
 # --- identifiers and URLs ---------------------------------------------------------------
 
 

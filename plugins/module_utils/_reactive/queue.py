@@ -54,12 +54,15 @@ from ansible_collections.selfhosted.github_runners.plugins.module_utils._reactiv
 )
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._reactive.doorbell import Doorbell
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._reactive.job import (
+    HELD_REPORT,
     REPORTED_STATUSES,
     Job,
     JobDocumentError,
     JobStatus,
     bounded_error,
+    held_report_update,
     report_changes,
+    settled_with_held,
     to_stored_time,
     validate_job_document,
 )
@@ -279,7 +282,13 @@ class JobQueue:
                 except JobDocumentError:
                     self._jobs.replace_one({"_id": job.id}, job.to_document())
                     return EnqueueOutcome.UPDATED
-                changes = report_changes(existing, self._held_back(existing, job), self._now())
+                now = self._now()
+                held_back = self._held_back(existing, job)
+                changes = report_changes(existing, held_back, now)
+                if held_back is not job:
+                    held = held_report_update(raw.get(HELD_REPORT), job)
+                    if held is not None:
+                        changes.update({HELD_REPORT: held, "updated_at": to_stored_time(now)})
                 if not changes:
                     return EnqueueOutcome.UNCHANGED
                 result = self._jobs.update_one({"_id": job.id, "status": existing.status.value}, {"$set": changes})
@@ -295,6 +304,8 @@ class JobQueue:
         GitHub hands a job to any idle runner with its labels. When the runner spawned for job X
         takes job J before J's own runner exists, X is left waiting with no runner of its own:
         J stays claimable, and the consumer spawns J's runner, which takes X (or the next job).
+        The progress held back is kept in the document's held report, and the attempt that
+        settles J takes it on (`_finish`): GitHub sends each report once.
         """
         taken = report.status in (JobStatus.IN_PROGRESS, JobStatus.COMPLETED)
         if not (taken and existing.status in (JobStatus.QUEUED, JobStatus.CLAIMED) and report.runner_name):
@@ -304,12 +315,22 @@ class JobQueue:
         return dataclasses.replace(report, status=existing.status, runner_name=None, started_at=None, completed_at=None)
 
     # Claims --------------------------------------------------------------------------------
-    def claim(self, pools: t.Sequence[str], limit: int = 1, *, max_attempts: t.Optional[int] = None) -> ClaimResult:
+    def claim(
+        self,
+        pools: t.Sequence[str],
+        limit: int = 1,
+        *,
+        max_attempts: t.Optional[int] = None,
+        runner_name: t.Optional[t.Callable[[Job], str]] = None,
+    ) -> ClaimResult:
         """Claim up to `limit` claimable jobs of `pools`, taken from the first few in arrival order.
 
         Claimable: `queued` with `not_before` passed, or `claimed` under an expired lease. A
         document that is not a valid job goes to `dead` with the reason, as does a job whose
         next attempt would exceed `max_attempts`; both are in the result's `dead`.
+        `runner_name`: the name of the runner the claimer spawns for a job, written with the claim
+        as its `spawned_runner`, before that runner can exist: a report of another job run by it
+        then always finds whose runner it is (`_held_back`).
         """
         if limit < 1:
             raise ValueError("limit must be at least 1")
@@ -339,7 +360,7 @@ class JobQueue:
                 break
             outcome = self.mongo.call(
                 f"claim of job {raw.get('_id')!r} in {self._claims_name}",
-                functools.partial(self._claim_candidate, raw, now, max_attempts),
+                functools.partial(self._claim_candidate, raw, now, max_attempts, runner_name),
             )
             if isinstance(outcome, Lease):
                 leases.append(outcome)
@@ -348,7 +369,11 @@ class JobQueue:
         return ClaimResult(tuple(leases), tuple(dead))
 
     def _claim_candidate(
-        self, raw: t.Mapping[str, t.Any], now: datetime.datetime, max_attempts: t.Optional[int]
+        self,
+        raw: t.Mapping[str, t.Any],
+        now: datetime.datetime,
+        max_attempts: t.Optional[int],
+        runner_name: t.Optional[t.Callable[[Job], str]] = None,
     ) -> t.Union[Lease, DeadJob, None]:
         job_id = raw.get("_id")
         try:
@@ -373,18 +398,19 @@ class JobQueue:
         # Guarded by the status and attempts as listed: a listing that went stale (the job was
         # claimed, released or spawned since) matches nothing, and the claim is dropped.
         listed = raw.get("attempts")
+        claimed = {
+            "status": JobStatus.CLAIMED.value,
+            "attempts": attempt,
+            "lease_owner": self.owner,
+            "lease_until": until,
+            "updated_at": now,
+        }
+        if runner_name is not None:
+            claimed["spawned_runner"] = runner_name(job)
         mirrored = self._jobs.update_one(
             # A document written without `attempts` (none claimed it yet) matches as attempt 0.
             {"_id": job_id, "status": job.status.value, "attempts": listed if listed else {"$in": [0, None]}},
-            {
-                "$set": {
-                    "status": JobStatus.CLAIMED.value,
-                    "attempts": attempt,
-                    "lease_owner": self.owner,
-                    "lease_until": until,
-                    "updated_at": now,
-                }
-            },
+            {"$set": claimed},
         )
         if not mirrored.matched_count:
             self._drop_claim(job_id, attempt)
@@ -570,23 +596,43 @@ class JobQueue:
             latest = self._claims.find_one({"job": job_id}, sort=[("attempt", -1)])
             if latest is None or latest["_id"] != lease.claim_id or latest.get("ended_at") is not None:
                 raise LeaseLostError(f"job {job_id}: the lease of attempt {lease.attempt} is no longer held")
-            update = {"$set": {**fields, "lease_owner": None, "lease_until": None, "updated_at": now}}
+            ended = {"lease_owner": None, "lease_until": None, "updated_at": now}
             # `queued` too: an expiry sweep may have raced the claim; `attempts` still says whose it is.
             active = [JobStatus.QUEUED.value, JobStatus.CLAIMED.value]
-            result = self._jobs.update_one(
-                {"_id": job_id, "attempts": lease.attempt, "status": {"$in": active}}, update
-            )
-            if not result.matched_count:
-                current = self._jobs.find_one({"_id": job_id}, {"attempts": 1, "status": 1})
+            ours = {"_id": job_id, "attempts": lease.attempt, "status": {"$in": active}}
+            plain = self._jobs.update_one({**ours, HELD_REPORT: {"$exists": False}}, {"$set": {**fields, **ended}})
+            if plain.matched_count:
+                self._end_claim(job_id, lease.attempt, outcome, now)
+                return
+            for _round in range(_MAX_MERGE_ROUNDS):
+                current = self._jobs.find_one({"_id": job_id}, {"attempts": 1, "status": 1, HELD_REPORT: 1})
                 if current is None or current.get("attempts") != lease.attempt:
                     raise LeaseLostError(f"job {job_id}: another claim took over attempt {lease.attempt}")
-                # A report moved the job past `claimed` (GitHub runs it): nothing to undo.
-                if fields.get("runner_name"):
-                    self._jobs.update_one(
-                        {"_id": job_id, "runner_name": None}, {"$set": {"runner_name": fields["runner_name"]}}
+                if current.get("status") not in active:
+                    break
+                held = current.get(HELD_REPORT)
+                if held is None:
+                    write = self._jobs.update_one(
+                        {**ours, HELD_REPORT: {"$exists": False}}, {"$set": {**fields, **ended}}
                     )
-                if fields.get("spawned_runner"):
-                    self._jobs.update_one({"_id": job_id}, {"$set": {"spawned_runner": fields["spawned_runner"]}})
+                else:
+                    # Reports held back while the job stayed claimable: the outcome takes them on.
+                    settled = settled_with_held(fields, held)
+                    write = self._jobs.update_one(
+                        {**ours, HELD_REPORT: held}, {"$set": {**settled, **ended}, "$unset": {HELD_REPORT: ""}}
+                    )
+                if write.matched_count:
+                    self._end_claim(job_id, lease.attempt, outcome, now)
+                    return
+            else:
+                raise QueueError(f"job {job_id} in {self._jobs_name} kept changing during {_MAX_MERGE_ROUNDS} merges")
+            # A report moved the job past `claimed` (GitHub runs it): nothing to undo.
+            if fields.get("runner_name"):
+                self._jobs.update_one(
+                    {"_id": job_id, "runner_name": None}, {"$set": {"runner_name": fields["runner_name"]}}
+                )
+            if fields.get("spawned_runner"):
+                self._jobs.update_one({"_id": job_id}, {"$set": {"spawned_runner": fields["spawned_runner"]}})
             self._end_claim(job_id, lease.attempt, outcome, now)
 
         self.mongo.call(f"{outcome} of job {job_id} in {self._jobs_name}", run)

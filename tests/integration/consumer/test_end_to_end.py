@@ -10,7 +10,7 @@ import pytest
 
 from tests.integration.consumer import service
 from tests.integration.consumer.conftest import CONTROLLER, ReactiveWorld
-from tests.integration.router.service import running, write_config
+from tests.integration.router.service import RouterProcess, running, write_config
 
 pytestmark = pytest.mark.sandbox
 
@@ -50,7 +50,7 @@ def test_jobs_queued_in_github_are_served_by_reactive_runners_and_nothing_remain
             try:
                 world.core.wait_for("every document completed", lambda: set(statuses()) == {"completed"}, timeout=120)
             except AssertionError as exc:
-                raise AssertionError(f"{exc}: {dict(statuses())}") from None
+                raise AssertionError(f"{exc}: {dict(statuses())}\n{stragglers(world, router, hook, ids)}") from None
         finally:
             world.sandbox.control.delete(f"/webhooks/{hook}")
             consumer.signal(signal.SIGTERM)
@@ -59,3 +59,24 @@ def test_jobs_queued_in_github_are_served_by_reactive_runners_and_nothing_remain
     assert len(ran_on) == 20 and all(name.startswith(f"{CONTROLLER}-{pool['name']}-") for name in ran_on)
     world.core.wait_for("no VM left", lambda: not world.core.servers(pool["name"]), timeout=120)
     world.core.wait_for("no runner left", lambda: not world.core.runners(pool["name"]), timeout=120)
+
+
+def stragglers(world: ReactiveWorld, router: RouterProcess, hook: int, ids: t.Sequence[int]) -> str:
+    """What the queue, GitHub's deliveries and the router's log say of the jobs not completed."""
+    queue = world.queue("check")
+    prefix = f"{world.api_host}/{world.repository.lower()}"
+    deliveries = world.sandbox.control.get("/deliveries")["deliveries"]
+    keep = ("status", "runner_name", "spawned_runner", "attempts", "delivery_ids", "updated_at")
+    lines = []
+    for job_id in ids:
+        doc = queue.mongo.call("debug", lambda job_id=job_id: queue._jobs.find_one({"_id": f"{prefix}/{job_id}"}))
+        if doc is None or doc.get("status") != "completed":
+            shown = {k: (doc or {}).get(k) for k in keep}
+            lines.append(f"job {job_id}: {shown}")
+            lines += [
+                f"  delivery {d['action']}: {d['status']} {d['status_code']} {d['error']} in {d['duration']}"
+                for d in deliveries
+                if d["hook_id"] == hook and d["job_id"] == job_id
+            ]
+            lines += [f"  router: {line}" for line in router.log if str(job_id) in line][-10:]
+    return "\n".join(lines)

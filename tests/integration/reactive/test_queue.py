@@ -332,3 +332,53 @@ def test_a_job_taken_by_another_jobs_runner_stays_claimable_until_its_own_runner
     router.enqueue(report(clock, 3, status="in_progress", runner_name="ci-small-00000000000f"))
     moved = consumer.get(report(clock, 3).id)
     assert moved is not None and moved.status is JobStatus.IN_PROGRESS
+
+
+@pytest.mark.parametrize("settle", ["spawned", "reported in_progress"])
+def test_the_progress_held_back_for_a_claimable_job_is_taken_on_when_its_attempt_settles(
+    queues: t.Callable[[str], JobQueue], clock: FakeClock, raw_db: t.Any, settle: str
+) -> None:
+    """GitHub sends each report once: what it said while the job stayed claimable is not lost."""
+    router, consumer = queues("router"), queues("consumer")
+    router.enqueue(report(clock, 1))
+    router.enqueue(report(clock, 2))
+    first, second = sorted(consumer.claim(["small"], limit=2).leases, key=lambda lease: lease.job.job_id)
+    consumer.mark_spawned(first, "ci-small-000000000001")
+    # Job 2 runs and ends on job 1's runner while the consumer spawns job 2's owed runner.
+    started, completed = clock(), clock() + datetime.timedelta(seconds=5)
+    other = "ci-small-000000000001"
+    router.enqueue(report(clock, 2, status="in_progress", runner_name=other, started_at=started))
+    router.enqueue(report(clock, 2, status="completed", runner_name=other, started_at=started, completed_at=completed))
+    router.enqueue(report(clock, 2, status="in_progress", runner_name=other, started_at=started))  # late, behind
+    held = consumer.get(second.job.id)
+    assert held is not None and held.status is JobStatus.CLAIMED, "the job stopped being claimable"
+    if settle == "spawned":
+        consumer.mark_spawned(second, "ci-small-000000000002")
+    else:  # what the consumer's own look at GitHub said, before the job ended
+        consumer.mark_reported(second, JobStatus.IN_PROGRESS, other, spawned_runner="ci-small-000000000002")
+    settled = consumer.get(second.job.id)
+    assert settled is not None
+    assert (settled.status, settled.runner_name) == (JobStatus.COMPLETED, other)
+    assert (settled.started_at, settled.completed_at) == (started, completed)
+    raw = raw_db["jobs"].find_one({"_id": second.job.id})
+    assert raw["spawned_runner"] == "ci-small-000000000002" and "held_report" not in raw
+    # Later reports move the job as usual; nothing is claimable.
+    assert router.enqueue(report(clock, 2, status="completed", runner_name=other)) is EnqueueOutcome.UNCHANGED
+    assert not consumer.claim(["small"]).leases
+
+
+def test_a_runner_named_with_its_claim_is_known_as_its_jobs_before_its_spawn_is_recorded(
+    queues: t.Callable[[str], JobQueue], clock: FakeClock
+) -> None:
+    router, consumer = queues("router"), queues("consumer")
+    router.enqueue(report(clock, 1))
+    router.enqueue(report(clock, 2))
+    first, second = sorted(
+        consumer.claim(["small"], limit=2, runner_name=lambda job: f"ci-small-{job.job_id:012x}").leases,
+        key=lambda lease: lease.job.job_id,
+    )
+    # Job 1's runner, registered but its spawn not yet recorded, takes job 2 at once.
+    router.enqueue(report(clock, 2, status="in_progress", runner_name="ci-small-000000000001"))
+    assert consumer.spawned_with("ci-small-000000000001", other_than=second.job.id) == first.job.id
+    held = consumer.get(second.job.id)
+    assert held is not None and held.status is JobStatus.CLAIMED, "job 2's own runner is owed: it stays claimable"

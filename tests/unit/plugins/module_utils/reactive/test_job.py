@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import typing as t
 
@@ -19,6 +20,7 @@ from ansible_collections.selfhosted.github_runners.plugins.module_utils._reactiv
     JobKey,
     JobStatus,
     api_host_of,
+    held_report_update,
     job_from_queued_job,
     job_from_workflow_job,
     moves_forward,
@@ -26,6 +28,7 @@ from ansible_collections.selfhosted.github_runners.plugins.module_utils._reactiv
     parse_job_url,
     remember_delivery,
     report_changes,
+    settled_with_held,
     validate_job_document,
 )
 
@@ -98,6 +101,28 @@ def test_merging_reports_never_moves_back_and_keeps_deliveries_bounded(reports: 
         assert len(merged.delivery_ids) <= MAX_DELIVERY_IDS
         assert len(set(merged.delivery_ids)) == len(merged.delivery_ids)
         stored = merged
+
+
+def test_a_held_report_keeps_the_furthest_progress() -> None:
+    running = dataclasses.replace(job(), status=JobStatus.IN_PROGRESS, runner_name="r1", started_at=NOW)
+    done = dataclasses.replace(running, status=JobStatus.COMPLETED, completed_at=NOW)
+    held = held_report_update(None, running)
+    assert held == {"status": "in_progress", "runner_name": "r1", "started_at": NOW, "completed_at": None}
+    assert held_report_update(held, running) is None  # the same report again
+    later = held_report_update(held, done)
+    assert later is not None and later["status"] == "completed"
+    assert held_report_update(later, running) is None  # behind the held one
+    assert held_report_update({"status": "bogus"}, running) == held  # not a report: replaced
+
+
+def test_an_attempt_settles_with_the_held_progress_when_it_is_further_on() -> None:
+    held = {"status": "completed", "runner_name": "r1", "started_at": NOW, "completed_at": NOW}
+    spawned = {"status": "spawned", "runner_name": "r2", "spawned_runner": "r2"}
+    assert settled_with_held(spawned, held) == {**spawned, **held}
+    assert settled_with_held(spawned, None) == spawned
+    assert settled_with_held(spawned, {"status": "bogus"}) == spawned
+    running = {"status": "in_progress", "runner_name": "r1"}
+    assert settled_with_held(running, {"status": "in_progress", "runner_name": "r1", "started_at": NOW}) == running
 
 
 def test_a_report_that_changes_nothing_changes_nothing() -> None:
