@@ -18,14 +18,21 @@ Two quirks shape `listen`. A tailable cursor whose first query returns nothing i
 at once, on MongoDB and FerretDB alike; and FerretDB also closes it when the first
 batch returns everything there was. So a listener first rings twice itself and asks
 for a first batch of one document: its cursor always starts with more to read.
+
+A listener hears some rings twice: FerretDB's tailable cursors return a ring again now and
+then (a few, or a whole stretch at once), and a reopened cursor starts at the oldest ring kept.
+So a listener remembers the ids of the rings it read, more of them than the collection keeps,
+and wakes only for rings it has not heard.
 """
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import functools
 import logging
 import threading
+import time
 import typing as t
 
 from ansible_collections.selfhosted.github_runners.plugins.module_utils._errors import QueueError
@@ -34,6 +41,7 @@ from ansible_collections.selfhosted.github_runners.plugins.module_utils._reactiv
     MongoAccess,
     utc_now,
 )
+from ansible_collections.selfhosted.github_runners.plugins.module_utils._retry import backoff
 
 if HAS_PYMONGO:
     import pymongo
@@ -51,6 +59,9 @@ AWAIT_SECONDS = 1.0
 RETRY_SECONDS = 5.0
 #: Seconds the ringer thread waits for a ring before it ends.
 RINGER_IDLE = 30.0
+#: Writes of a ring that failed tried again (a busy server), after a backoff from this many seconds.
+RING_RETRIES = 3
+RING_RETRY_BASE = 0.05
 _NAMESPACE_EXISTS = 48
 
 
@@ -65,6 +76,7 @@ class Doorbell:
         self._pending: t.Set[t.Optional[str]] = set()  # pools to ring for
         self._ringing = threading.Condition()
         self._ringer: t.Optional[threading.Thread] = None
+        self.retry_seconds = RETRY_SECONDS
 
     def ensure(self) -> None:
         """Create the capped collection when it is missing; QueueError when that fails or it is not capped."""
@@ -101,6 +113,7 @@ class Doorbell:
             self._ringing.notify()
 
     def _write_rings(self) -> None:
+        failures = 0
         while True:
             with self._ringing:
                 if not self._pending and not self._ringing.wait_for(lambda: bool(self._pending), timeout=RINGER_IDLE):
@@ -116,8 +129,16 @@ class Doorbell:
                         self.mongo.collection(self.database, self.collection).insert_many, docs, ordered=False
                     ),
                 )
+                failures = 0
             except Exception as exc:  # a hint only: the consumers' poll finds the jobs
-                log.debug("the doorbell did not ring for %s: %s", sorted(pools, key=str), exc)
+                failures += 1
+                if failures > RING_RETRIES:
+                    log.debug("the doorbell did not ring for %s: %s", sorted(pools, key=str), exc)
+                    failures = 0
+                    continue
+                with self._ringing:  # a busy server: once more soon, with the rings asked for meanwhile
+                    self._pending |= pools
+                time.sleep(backoff(failures, RING_RETRY_BASE, 1.0))
 
     def listen(self, pools: t.Collection[str], wake: t.Callable[[], None], stop: threading.Event) -> None:
         """Call `wake` for every ring of one of `pools` until `stop` is set; never raises.
@@ -131,9 +152,10 @@ class Doorbell:
             log.warning("the doorbell %s needs the queue's URI to listen; jobs are found by polling", self._where)
             return
         warned = False
+        heard = _Heard()
         while not stop.is_set():
             try:
-                self._tail(uri, pools, wake, stop)
+                self._tail(uri, pools, wake, stop, heard)
             except Exception as exc:  # the poll goes on serving the pools
                 if not warned:
                     log.warning(
@@ -142,7 +164,9 @@ class Doorbell:
                         str(exc)[:300],
                     )
                     warned = True
-                stop.wait(RETRY_SECONDS)
+                else:
+                    log.debug("the doorbell %s cursor ended (%s); reopening it", self._where, str(exc)[:300])
+                stop.wait(self.retry_seconds)
 
     def _client(self, uri: str) -> t.Any:
         ms = int(self.mongo.server_timeout * 1000)
@@ -155,7 +179,14 @@ class Doorbell:
             appname="selfhosted.github_runners doorbell",
         )
 
-    def _tail(self, uri: str, pools: t.Collection[str], wake: t.Callable[[], None], stop: threading.Event) -> None:
+    def _tail(
+        self,
+        uri: str,
+        pools: t.Collection[str],
+        wake: t.Callable[[], None],
+        stop: threading.Event,
+        heard: _Heard,
+    ) -> None:
         client = self._client(uri)
         db = client[self.database]
         cursor_id = 0
@@ -172,7 +203,7 @@ class Doorbell:
                 cursor = reply["cursor"]
                 cursor_id = cursor["id"]
                 batch = cursor.get("firstBatch", cursor.get("nextBatch", []))
-                if any(doc.get("pool") in pools for doc in batch):
+                if any(doc.get("pool") in pools for doc in heard.new(batch)):
                     wake()
                 if not cursor_id:
                     raise RuntimeError("the server closed the tailable cursor")
@@ -186,3 +217,24 @@ class Doorbell:
                 with contextlib.suppress(Exception):  # the server drops idle cursors on its own
                     db.command({"killCursors": self.collection, "cursors": [cursor_id]})
             client.close()
+
+
+class _Heard:
+    """The ids of the rings a listener read last, kept across the cursors it opens."""
+
+    def __init__(self, keep: int = 2 * MAX_RINGS) -> None:
+        self._ids: t.OrderedDict[object, None] = collections.OrderedDict()
+        self._keep = keep
+
+    def new(self, batch: t.Iterable[t.Mapping[str, t.Any]]) -> t.List[t.Mapping[str, t.Any]]:
+        """The rings of `batch` not read before; from now on they are."""
+        fresh = []
+        for doc in batch:
+            ring_id = doc.get("_id")
+            if ring_id in self._ids:
+                continue
+            self._ids[ring_id] = None
+            fresh.append(doc)
+        while len(self._ids) > self._keep:
+            self._ids.popitem(last=False)
+        return fresh
