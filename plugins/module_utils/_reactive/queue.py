@@ -551,7 +551,7 @@ class JobQueue:
         wait = backoff(lease.attempt, self.backoff_base, self.backoff_cap, self._rng) if delay is None else delay
         not_before = to_stored_time(now + datetime.timedelta(seconds=max(0.0, wait)))
         fields = {"status": JobStatus.QUEUED.value, "not_before": not_before, "last_error": bounded_error(error)}
-        self._finish(lease, fields, "released", now)
+        self._finish(lease, fields, "released", now, settles=False)  # a held report waits for the next attempt
         return not_before
 
     def mark_spawned(self, lease: Lease, runner_name: str) -> None:
@@ -588,8 +588,19 @@ class JobQueue:
         fields = {"status": JobStatus.DEAD.value, "last_error": bounded_error(reason)}
         self._finish(lease, fields, "dead", now)
 
-    def _finish(self, lease: Lease, fields: t.Mapping[str, t.Any], outcome: str, now: datetime.datetime) -> None:
-        """Write the outcome of an attempt, then end its claim; LeaseLostError if it is not ours."""
+    def _finish(
+        self,
+        lease: Lease,
+        fields: t.Mapping[str, t.Any],
+        outcome: str,
+        now: datetime.datetime,
+        *,
+        settles: bool = True,
+    ) -> None:
+        """Write the outcome of an attempt, then end its claim; LeaseLostError if it is not ours.
+
+        An outcome that `settles` the job takes on its held report (see `_held_back`).
+        """
         job_id = lease.job.id
 
         def run() -> None:
@@ -600,7 +611,8 @@ class JobQueue:
             # `queued` too: an expiry sweep may have raced the claim; `attempts` still says whose it is.
             active = [JobStatus.QUEUED.value, JobStatus.CLAIMED.value]
             ours = {"_id": job_id, "attempts": lease.attempt, "status": {"$in": active}}
-            plain = self._jobs.update_one({**ours, HELD_REPORT: {"$exists": False}}, {"$set": {**fields, **ended}})
+            unheld = {HELD_REPORT: {"$exists": False}} if settles else {}
+            plain = self._jobs.update_one({**ours, **unheld}, {"$set": {**fields, **ended}})
             if plain.matched_count:
                 self._end_claim(job_id, lease.attempt, outcome, now)
                 return
@@ -611,10 +623,8 @@ class JobQueue:
                 if current.get("status") not in active:
                     break
                 held = current.get(HELD_REPORT)
-                if held is None:
-                    write = self._jobs.update_one(
-                        {**ours, HELD_REPORT: {"$exists": False}}, {"$set": {**fields, **ended}}
-                    )
+                if held is None or not settles:
+                    write = self._jobs.update_one({**ours, **unheld}, {"$set": {**fields, **ended}})
                 else:
                     # Reports held back while the job stayed claimable: the outcome takes them on.
                     settled = settled_with_held(fields, held)

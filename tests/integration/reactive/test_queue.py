@@ -334,7 +334,7 @@ def test_a_job_taken_by_another_jobs_runner_stays_claimable_until_its_own_runner
     assert moved is not None and moved.status is JobStatus.IN_PROGRESS
 
 
-@pytest.mark.parametrize("settle", ["spawned", "reported in_progress"])
+@pytest.mark.parametrize("settle", ["spawned", "reported in_progress", "released, then spawned"])
 def test_the_progress_held_back_for_a_claimable_job_is_taken_on_when_its_attempt_settles(
     queues: t.Callable[[str], JobQueue], clock: FakeClock, raw_db: t.Any, settle: str
 ) -> None:
@@ -354,6 +354,13 @@ def test_the_progress_held_back_for_a_claimable_job_is_taken_on_when_its_attempt
     assert held is not None and held.status is JobStatus.CLAIMED, "the job stopped being claimable"
     if settle == "spawned":
         consumer.mark_spawned(second, "ci-small-000000000002")
+    elif settle.startswith("released"):  # the pool was full: the owed runner is still owed
+        consumer.release(second, "pool small is at max_runners", delay=0)
+        again = consumer.get(second.job.id)
+        assert again is not None and again.status is JobStatus.QUEUED
+        assert raw_db["jobs"].find_one({"_id": second.job.id})["held_report"]["status"] == "completed"
+        (retry,) = consumer.claim(["small"]).leases
+        consumer.mark_spawned(retry, "ci-small-000000000002")
     else:  # what the consumer's own look at GitHub said, before the job ended
         consumer.mark_reported(second, JobStatus.IN_PROGRESS, other, spawned_runner="ci-small-000000000002")
     settled = consumer.get(second.job.id)
