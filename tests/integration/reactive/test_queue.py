@@ -339,10 +339,7 @@ def test_the_progress_held_back_for_a_claimable_job_is_taken_on_when_its_attempt
     queues: t.Callable[[str], JobQueue], clock: FakeClock, raw_db: t.Any, settle: str
 ) -> None:
     """GitHub sends each report once: what it said while the job stayed claimable is not lost."""
-    router, consumer = queues("router"), queues("consumer")
-    router.enqueue(report(clock, 1))
-    router.enqueue(report(clock, 2))
-    first, second = sorted(consumer.claim(["small"], limit=2).leases, key=lambda lease: lease.job.job_id)
+    router, consumer, first, second = two_claimed(queues, clock)
     consumer.mark_spawned(first, "ci-small-000000000001")
     # Job 2 runs and ends on job 1's runner while the consumer spawns job 2's owed runner.
     started, completed = clock(), clock() + datetime.timedelta(seconds=5)
@@ -377,15 +374,18 @@ def test_the_progress_held_back_for_a_claimable_job_is_taken_on_when_its_attempt
 def test_a_runner_named_with_its_claim_is_known_as_its_jobs_before_its_spawn_is_recorded(
     queues: t.Callable[[str], JobQueue], clock: FakeClock
 ) -> None:
-    router, consumer = queues("router"), queues("consumer")
-    router.enqueue(report(clock, 1))
-    router.enqueue(report(clock, 2))
-    first, second = sorted(
-        consumer.claim(["small"], limit=2, runner_name=lambda job: f"ci-small-{job.job_id:012x}").leases,
-        key=lambda lease: lease.job.job_id,
-    )
+    router, consumer, first, second = two_claimed(queues, clock, runner_name=lambda job: f"ci-small-{job.job_id:012x}")
     # Job 1's runner, registered but its spawn not yet recorded, takes job 2 at once.
     router.enqueue(report(clock, 2, status="in_progress", runner_name="ci-small-000000000001"))
     assert consumer.spawned_with("ci-small-000000000001", other_than=second.job.id) == first.job.id
     held = consumer.get(second.job.id)
     assert held is not None and held.status is JobStatus.CLAIMED, "job 2's own runner is owed: it stays claimable"
+
+
+def two_claimed(queues: t.Callable[[str], JobQueue], clock: FakeClock, **claim: t.Any) -> tuple[t.Any, ...]:
+    """A router and a consumer, and the consumer's leases on jobs 1 and 2 the router queued."""
+    router, consumer = queues("router"), queues("consumer")
+    router.enqueue(report(clock, 1))
+    router.enqueue(report(clock, 2))
+    first, second = sorted(consumer.claim(["small"], limit=2, **claim).leases, key=lambda lease: lease.job.job_id)
+    return router, consumer, first, second
