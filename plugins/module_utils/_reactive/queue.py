@@ -612,17 +612,8 @@ class JobQueue:
             active = [JobStatus.QUEUED.value, JobStatus.CLAIMED.value]
             ours = {"_id": job_id, "attempts": lease.attempt, "status": {"$in": active}}
             unheld = {HELD_REPORT: {"$exists": False}} if settles else {}
-            plain = self._jobs.update_one({**ours, **unheld}, {"$set": {**fields, **ended}})
-            if plain.matched_count:
-                self._end_claim(job_id, lease.attempt, outcome, now)
-                return
+            held: object = None
             for _round in range(_MAX_MERGE_ROUNDS):
-                current = self._jobs.find_one({"_id": job_id}, {"attempts": 1, "status": 1, HELD_REPORT: 1})
-                if current is None or current.get("attempts") != lease.attempt:
-                    raise LeaseLostError(f"job {job_id}: another claim took over attempt {lease.attempt}")
-                if current.get("status") not in active:
-                    break
-                held = current.get(HELD_REPORT)
                 if held is None or not settles:
                     write = self._jobs.update_one({**ours, **unheld}, {"$set": {**fields, **ended}})
                 else:
@@ -634,6 +625,12 @@ class JobQueue:
                 if write.matched_count:
                     self._end_claim(job_id, lease.attempt, outcome, now)
                     return
+                current = self._jobs.find_one({"_id": job_id}, {"attempts": 1, "status": 1, HELD_REPORT: 1})
+                if current is None or current.get("attempts") != lease.attempt:
+                    raise LeaseLostError(f"job {job_id}: another claim took over attempt {lease.attempt}")
+                if current.get("status") not in active:
+                    break
+                held = current.get(HELD_REPORT)
             else:
                 raise QueueError(f"job {job_id} in {self._jobs_name} kept changing during {_MAX_MERGE_ROUNDS} merges")
             # A report moved the job past `claimed` (GitHub runs it): nothing to undo.
